@@ -1,0 +1,1 @@
+"""Private training machinery: the skorch net subclass, losses and loaders."""

@@ -1,0 +1,108 @@
+"""Input validation shared by the estimators: clear errors that say what to change."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.utils.validation import check_consistent_length
+
+
+def _names_of(y) -> list[str] | None:
+    columns = getattr(y, "columns", None)
+    if columns is not None:
+        return [str(c) for c in columns]
+    name = getattr(y, "name", None)
+    return None if name is None else [str(name)]
+
+
+def task_label(t: int, names: Sequence[str] | None) -> str:
+    """``"task 2 ('y_uts')"`` or ``"task 2"``."""
+    return f"task {t} ({names[t]!r})" if names else f"task {t}"
+
+
+def check_regression_targets(y, X, estimator_name: str) -> np.ndarray:
+    """Validate regression targets with missing labels.
+
+    Returns a float64 array of shape ``(n_samples, n_tasks)``; NaN marks a
+    missing label. Raises ``ValueError`` for ``None``, non-numeric, complex,
+    infinite, wrongly shaped targets and for a task without any label.
+    """
+    if y is None:
+        raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None.")
+    names = _names_of(y)
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind == "c":
+        raise ValueError("Complex data not supported: pass real-valued targets.")
+    if y_arr.dtype.kind not in "biuf":
+        try:
+            y_arr = y_arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{estimator_name} is a regressor and needs numeric targets, but y has "
+                f"dtype {y_arr.dtype} (e.g. strings). Encode the targets as numbers, or "
+                "use BayesAggMTLClassifier for class labels."
+            ) from None
+    y_arr = np.array(y_arr, dtype=np.float64)  # a copy: the caller's y is never touched
+    if y_arr.ndim == 1:
+        y_arr = y_arr[:, None]
+    if y_arr.ndim != 2:
+        raise ValueError(
+            f"y must have shape (n_samples,) or (n_samples, n_tasks); got shape {y_arr.shape}."
+        )
+    check_consistent_length(X, y_arr)
+    if np.isinf(y_arr).any():
+        rows, cols = np.nonzero(np.isinf(y_arr))
+        raise ValueError(
+            f"y contains infinity (first at row {rows[0]}, {task_label(cols[0], names)}). "
+            "Remove those rows or mark the labels as missing with NaN."
+        )
+    n_labelled = (~np.isnan(y_arr)).sum(0)
+    for t in np.flatnonzero(n_labelled == 0):
+        raise ValueError(
+            f"{task_label(t, names)} has no label: every entry of y[:, {t}] is NaN. "
+            "Drop that column or provide at least one label for it."
+        )
+    return y_arr
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def check_positive_float(value, name: str, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    if ok and (value > 0 or (allow_zero and value == 0)):
+        return float(value)
+    bound = "non-negative" if allow_zero else "positive"
+    raise ValueError(f"{name} must be a {bound} finite number; got {value!r}.")
+
+
+def check_layer_sizes(value, name: str) -> tuple[int, ...]:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        sizes = tuple(value)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be a sequence of positive integers; got {value!r}."
+        ) from None
+    for s in sizes:
+        check_positive_int(s, f"every entry of {name}")
+    return sizes
+
+
+def check_choice(value, name: str, choices: Sequence[str]) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")
+
+
+def check_fraction(value, name: str) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok and 0.0 < value < 1.0:
+        return float(value)
+    raise ValueError(f"{name} must be a number strictly between 0 and 1; got {value!r}.")

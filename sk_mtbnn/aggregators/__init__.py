@@ -1,0 +1,64 @@
+"""Gradient-combination rules for multi-task training (ALGORITHMS.md §3-4).
+
+Pass one of these, or its name, as the ``aggregator`` of an estimator:
+
+======================== ==============================================
+``'mean'``               :class:`MeanAggregator` (linear scalarisation)
+``'pcgrad'``             :class:`PCGrad`
+``'task_sampling'``      :class:`TaskSampling` (weighted by label counts)
+``'uniform_task_sampling'`` :class:`TaskSampling` ``(weighted=False)``
+torchjd aggregator       wrapped in :class:`TorchJDAggregator`
+======================== ==============================================
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .base import GradientAggregator, JacobianAggregator
+from .mean import MeanAggregator
+from .pcgrad import PCGrad, project_conflicting
+from .task_sampling import TaskSampling
+from .torchjd import TorchJDAggregator, is_torchjd_aggregator
+
+__all__ = [
+    "GradientAggregator",
+    "JacobianAggregator",
+    "MeanAggregator",
+    "PCGrad",
+    "TaskSampling",
+    "TorchJDAggregator",
+    "project_conflicting",
+    "resolve_aggregator",
+]
+
+_BY_NAME = {
+    "mean": MeanAggregator,
+    "pcgrad": PCGrad,
+    "task_sampling": lambda: TaskSampling(weighted=True),
+    "uniform_task_sampling": lambda: TaskSampling(weighted=False),
+}
+
+
+def resolve_aggregator(spec) -> GradientAggregator:
+    """A fresh aggregator for ``spec`` (a name, an aggregator, or a torchjd one).
+
+    Objects are deep-copied, so fitting never alters what the user passed.
+    """
+    if isinstance(spec, str):
+        try:
+            return _BY_NAME[spec]()
+        except KeyError:
+            names = sorted(_BY_NAME)
+            raise ValueError(
+                f"aggregator must be one of {names}, a GradientAggregator or a "
+                f"torchjd aggregator; got {spec!r}."
+            ) from None
+    if isinstance(spec, GradientAggregator):
+        return copy.deepcopy(spec)
+    if is_torchjd_aggregator(spec):
+        return TorchJDAggregator(copy.deepcopy(spec))
+    raise TypeError(
+        "aggregator must be a name such as 'mean' or 'pcgrad', a "
+        f"sk_mtbnn GradientAggregator or a torchjd aggregator; got {type(spec).__name__}."
+    )

@@ -1,0 +1,45 @@
+"""Adapter for the aggregators of the ``torchjd`` package (optional extra)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .base import JacobianAggregator
+
+
+def is_torchjd_aggregator(obj) -> bool:
+    """Whether ``obj`` is a ``torchjd.aggregation.Aggregator`` (without importing torchjd)."""
+    return any(
+        cls.__module__.startswith("torchjd") and cls.__name__ == "Aggregator"
+        for cls in type(obj).__mro__
+    )
+
+
+class TorchJDAggregator(JacobianAggregator):
+    """Use any ``torchjd`` aggregator (MGDA, CAGrad, IMTL-G, UPGrad, ...).
+
+    The Jacobian of the present tasks over all shared parameters is passed
+    to the torchjd aggregator, which returns the update vector.
+
+    Parameters
+    ----------
+    aggregator : torchjd.aggregation.Aggregator
+        For instance ``torchjd.aggregation.UPGrad()``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchjd.aggregation import UPGrad
+    >>> agg = TorchJDAggregator(UPGrad())
+    >>> agg.combine(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    tensor([1., 1.])
+    """
+
+    def __init__(self, aggregator) -> None:
+        self.aggregator = aggregator
+
+    def combine(self, jacobian: Tensor) -> Tensor:
+        return self.aggregator(jacobian)
+
+    def __repr__(self) -> str:
+        return f"TorchJDAggregator({self.aggregator!r})"

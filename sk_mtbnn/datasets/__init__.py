@@ -1,0 +1,20 @@
+"""Bundled small data sets and synthetic multi-task generators."""
+
+from ._base import load_enb, load_slump
+from ._synthetic import (
+    borehole,
+    currin,
+    forrester,
+    make_multifidelity,
+    make_multitask_regression,
+)
+
+__all__ = [
+    "borehole",
+    "currin",
+    "forrester",
+    "load_enb",
+    "load_slump",
+    "make_multifidelity",
+    "make_multitask_regression",
+]

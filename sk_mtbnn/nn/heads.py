@@ -1,0 +1,388 @@
+"""Variational Bayesian last-layer (VBLL) regression heads, batched over tasks.
+
+Reference: Harrison, Willes & Snoek, "Variational Bayesian Last Layers",
+ICLR 2024; the formulas are those of ``ALGORITHMS.md`` §1.
+
+A head holds ``T`` independent single-output task heads. Every head sees its
+features ``phi`` of shape ``(T, B, F)`` with a constant 1 appended, so the bias
+is a Bayesian weight like the others: ``D = F + 1`` head inputs. Weights have
+the variational posterior ``q(w_t) = N(m_t, S_t)`` and the prior
+``N(0, (prior_scale / D) I)``.
+
+Shapes used throughout: ``y`` and ``labelled`` are ``(B, T)``; everything a head
+returns per point is ``(T, B)``; per task ``(T,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .covariance import make_covariance
+
+HEADS = ("gaussian", "student_t")
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Predictive(NamedTuple):
+    """Moments of the predictive distribution, each of shape ``(T, B)``.
+
+    ``epistemic`` is the variance due to the head weights, ``aleatoric`` the
+    observation-noise variance; the predictive variance is their sum.
+    """
+
+    mean: Tensor
+    epistemic: Tensor
+    aleatoric: Tensor
+
+
+def append_bias(phi: Tensor) -> Tensor:
+    """Append the constant input 1 to features of shape ``(T, B, F)``."""
+    return torch.cat([phi, phi.new_ones((*phi.shape[:-1], 1))], dim=-1)
+
+
+def masked_task_mean(values: Tensor, labelled: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean of ``values`` (T, B) over each task's labelled points.
+
+    Returns the per-task means (zero for a task without labels in the batch)
+    and the boolean vector of tasks that have at least one label.
+    """
+    weights = labelled.T.to(values.dtype)
+    counts = weights.sum(-1)
+    present = counts > 0
+    return (values * weights).sum(-1) / counts.clamp_min(1.0), present
+
+
+class _VBLLHead(nn.Module):
+    """Common part of the Gaussian and Student-t heads: q(w) and its KL."""
+
+    def __init__(
+        self,
+        n_tasks: int,
+        in_features: int,
+        *,
+        covariance: str = "dense",
+        rank: int = 2,
+        prior_scale: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        dim = in_features + 1
+        self.n_tasks = n_tasks
+        self.dim = dim
+        self.prior_var = prior_scale / dim
+        gen = torch.Generator().manual_seed(seed)
+        # Fan-in scaled initial means and the prior's covariance, so that the
+        # KL term starts small, rather than the random spread of the original
+        # code's initial covariance and noise.
+        self.mean = nn.Parameter(torch.randn(n_tasks, dim, generator=gen) / math.sqrt(dim))
+        self.covariance = make_covariance(
+            covariance, n_tasks, dim, math.sqrt(self.prior_var), rank, seed
+        )
+
+    def _mean_and_quad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        phi = append_bias(phi)
+        return torch.einsum("tbd,td->tb", phi, self.mean), self.covariance.quad(phi)
+
+    def gaussian_kl(self, mean_factor: Tensor | float = 1.0) -> Tensor:
+        """``KL(q(w_t) || p(w_t))`` per task, shape ``(T,)``.
+
+        ``mean_factor`` multiplies the ``m^T m`` term; the Student-t head
+        passes ``E[tau]`` there (its prior and posterior scale with ``1/tau``).
+        """
+        s0 = self.prior_var
+        cov = self.covariance
+        mean_term = mean_factor * self.mean.square().sum(-1) / s0
+        return 0.5 * (
+            cov.trace() / s0 + mean_term - self.dim + self.dim * math.log(s0) - cov.logdet()
+        )
+
+    def weight_samples(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Samples of the head weights from q, shape ``(n, T, D)``."""
+        return self.mean + self.covariance.sample_noise(n, generator)
+
+    def feature_covariance(self, phi: Tensor) -> Tensor:
+        """``Phi S_t Phi^T`` for each task, shape ``(T, B, B)``."""
+        phi = append_bias(phi)
+        return phi @ self.covariance.matrix() @ phi.transpose(-2, -1)
+
+
+class GaussianVBLLHead(_VBLLHead):
+    """VBLL head with Gaussian noise ``N(0, sigma_t^2)``, a point estimate.
+
+    The noise variance carries an inverse-Wishart log-prior with degrees of
+    freedom ``dof`` and scale ``wishart_scale`` (in one dimension an
+    inverse-gamma ``IG(dof / 2, wishart_scale / 2)``).
+    """
+
+    def __init__(
+        self,
+        n_tasks: int,
+        in_features: int,
+        *,
+        covariance: str = "dense",
+        rank: int = 2,
+        prior_scale: float = 1.0,
+        wishart_scale: float = 1e-2,
+        dof: float = 1.0,
+        noise_std: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            n_tasks,
+            in_features,
+            covariance=covariance,
+            rank=rank,
+            prior_scale=prior_scale,
+            seed=seed,
+        )
+        self.wishart_scale = wishart_scale
+        self.dof = dof
+        self.log_noise_std = nn.Parameter(torch.full((n_tasks,), math.log(noise_std)))
+
+    def noise_var(self) -> Tensor:
+        return torch.exp(2.0 * self.log_noise_std)
+
+    def predict(self, phi: Tensor) -> Predictive:
+        mean, quad = self._mean_and_quad(phi)
+        return Predictive(mean, quad, self.noise_var().unsqueeze(-1).expand_as(mean))
+
+    def expected_nll(self, phi: Tensor, y: Tensor) -> Tensor:
+        """``-E_q[log N(y | w^T phi, sigma^2)]`` per point, shape ``(T, B)``.
+
+        Equals ``-log N(y | m^T phi, sigma^2) + phi^T S phi / (2 sigma^2)``:
+        each task uses its own ``sigma_t`` in its trace term.
+        """
+        mean, quad = self._mean_and_quad(phi)
+        var = self.noise_var().unsqueeze(-1)
+        return 0.5 * (_LOG_2PI + torch.log(var) + ((y.T - mean).square() + quad) / var)
+
+    def predictive_nll(self, phi: Tensor, y: Tensor) -> Tensor:
+        """``-log N(y | m^T phi, phi^T S phi + sigma^2)`` per point, ``(T, B)``."""
+        pred = self.predict(phi)
+        var = pred.epistemic + pred.aleatoric
+        return 0.5 * (_LOG_2PI + torch.log(var) + (y.T - pred.mean).square() / var)
+
+    def regularizer(self) -> Tensor:
+        """``KL(q || p) - log p_IW(sigma^2)`` per task (constants dropped)."""
+        neg_log_prior = (self.dof + 2.0) * self.log_noise_std + 0.5 * self.wishart_scale / (
+            self.noise_var()
+        )
+        return self.gaussian_kl() + neg_log_prior
+
+    def sample(self, phi: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Joint samples ``Phi w + eps``, ``w ~ q``, shape ``(n, T, B)``."""
+        weights = self.weight_samples(n, generator)
+        f = torch.einsum("tbd,ntd->ntb", append_bias(phi), weights)
+        eps = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=f.device)
+        return f + eps * torch.exp(self.log_noise_std).unsqueeze(-1)
+
+    def condition_on(self, phi: list[Tensor], y: list[Tensor], kl_weight: Tensor) -> None:
+        """Set q(w) to its optimum given these features, targets and the noise.
+
+        The exact posterior (dense covariance), its mean-field optimum
+        (diagonal), or the exact mean with the trained covariance (low rank).
+        """
+        with torch.no_grad():
+            mean, precision = gaussian_posterior(
+                phi, y, self.noise_var(), self.prior_var, kl_weight
+            )
+            self.mean.copy_(mean)
+            self.covariance.set_from_precision(precision)
+
+    def joint_covariance(self, phi: Tensor) -> Tensor:
+        """``Phi S Phi^T + sigma^2 I`` per task, shape ``(T, B, B)``."""
+        cov = self.feature_covariance(phi)
+        eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+        return cov + self.noise_var()[:, None, None] * eye
+
+
+class StudentTVBLLHead(_VBLLHead):
+    """VBLL head with Normal-Gamma noise: a Student-t predictive.
+
+    The noise precision has the variational posterior ``Gamma(alpha, beta)``
+    and the prior ``Gamma(dof / 2, wishart_scale / 2)`` -- the same
+    distribution of ``1 / sigma^2`` as the Gaussian head's inverse-Wishart
+    prior. Given ``tau`` the weights are ``N(m, S / tau)`` with prior
+    ``N(0, s0 / tau)``. The predictive is
+    ``StudentT(2 alpha, m^T phi, sqrt((phi^T S phi + 1) beta / alpha))``.
+    ``alpha = 1 + exp(.)`` keeps ``alpha > 1`` so that the predictive
+    variance ``(phi^T S phi + 1) beta / (alpha - 1)`` is finite.
+    """
+
+    def __init__(
+        self,
+        n_tasks: int,
+        in_features: int,
+        *,
+        covariance: str = "dense",
+        rank: int = 2,
+        prior_scale: float = 1.0,
+        wishart_scale: float = 1e-2,
+        dof: float = 1.0,
+        noise_std: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            n_tasks,
+            in_features,
+            covariance=covariance,
+            rank=rank,
+            prior_scale=prior_scale,
+            seed=seed,
+        )
+        self.prior_shape = 0.5 * dof
+        self.prior_rate = 0.5 * wishart_scale
+        # Start at alpha = 2, E[1 / tau] = beta / (alpha - 1) = noise_std^2.
+        self.log_shape_minus_one = nn.Parameter(torch.zeros(n_tasks))
+        self.log_rate = nn.Parameter(torch.full((n_tasks,), 2.0 * math.log(noise_std)))
+
+    def shape(self) -> Tensor:
+        return 1.0 + torch.exp(self.log_shape_minus_one)
+
+    def rate(self) -> Tensor:
+        return torch.exp(self.log_rate)
+
+    def noise_var(self) -> Tensor:
+        """``E[1 / tau] = beta / (alpha - 1)``, the expected noise variance."""
+        return self.rate() / (self.shape() - 1.0)
+
+    def predict(self, phi: Tensor) -> Predictive:
+        mean, quad = self._mean_and_quad(phi)
+        noise = self.noise_var().unsqueeze(-1)
+        return Predictive(mean, quad * noise, noise.expand_as(mean))
+
+    def expected_nll(self, phi: Tensor, y: Tensor) -> Tensor:
+        """``-E_q[log N(y | w^T phi, 1 / tau)]`` per point, shape ``(T, B)``."""
+        mean, quad = self._mean_and_quad(phi)
+        shape, rate = self.shape().unsqueeze(-1), self.rate().unsqueeze(-1)
+        e_tau = shape / rate
+        e_log_tau = torch.digamma(shape) - torch.log(rate)
+        return 0.5 * (_LOG_2PI - e_log_tau + e_tau * (y.T - mean).square() + quad)
+
+    def predictive_nll(self, phi: Tensor, y: Tensor) -> Tensor:
+        mean, quad = self._mean_and_quad(phi)
+        shape, rate = self.shape().unsqueeze(-1), self.rate().unsqueeze(-1)
+        scale = torch.sqrt((quad + 1.0) * rate / shape)
+        dist = torch.distributions.StudentT(2.0 * shape, mean, scale)
+        return -dist.log_prob(y.T)
+
+    def regularizer(self) -> Tensor:
+        """Expected Gaussian KL plus ``KL(Gamma(alpha, beta) || prior)``."""
+        shape, rate = self.shape(), self.rate()
+        a0, b0 = self.prior_shape, self.prior_rate
+        gamma_kl = (
+            (shape - a0) * torch.digamma(shape)
+            - torch.lgamma(shape)
+            + math.lgamma(a0)
+            + a0 * (torch.log(rate) - math.log(b0))
+            + shape * (b0 - rate) / rate
+        )
+        return self.gaussian_kl(mean_factor=shape / rate) + gamma_kl
+
+    def sample(self, phi: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Joint samples: ``tau ~ q``, ``w | tau ~ N(m, S / tau)``, noise ``1 / tau``."""
+        shape, rate = self.shape(), self.rate()
+        # Gamma draws through the standard-gamma sampler so that a generator
+        # can be passed: tau = Gamma(shape, 1) / rate.
+        tau = _standard_gamma(shape, n, generator) / rate
+        scale = torch.rsqrt(tau)  # (n, T)
+        noise = self.covariance.sample_noise(n, generator) * scale.unsqueeze(-1)
+        f = torch.einsum("tbd,ntd->ntb", append_bias(phi), self.mean + noise)
+        eps = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=f.device)
+        return f + eps * scale.unsqueeze(-1)
+
+    def condition_on(self, phi: list[Tensor], y: list[Tensor], kl_weight: Tensor) -> None:
+        """Set q(w, tau) to the conjugate Normal-Gamma posterior given the features.
+
+        ``Lambda = I / s0 + Phi^T Phi / k``, ``m = Lambda^-1 Phi^T y / k``,
+        ``alpha = a0 + N / (2 k)``, ``beta = b0 + (y^T y / k - m^T Lambda m) / 2``
+        with ``k = kl_weight`` (1 for the plain ELBO).
+        """
+        ones = torch.ones(self.n_tasks, dtype=self.mean.dtype, device=self.mean.device)
+        with torch.no_grad():
+            mean, precision = gaussian_posterior(phi, y, ones, self.prior_var, kl_weight)
+            fit = torch.einsum("td,tde,te->t", mean, precision, mean)
+            yy = torch.stack([(yt.square().sum()) for yt in y])
+            n = torch.tensor([float(len(yt)) for yt in y], dtype=mean.dtype)
+            shape = self.prior_shape + 0.5 * n / kl_weight
+            rate = self.prior_rate + 0.5 * (yy / kl_weight - fit).clamp_min(0.0)
+            self.mean.copy_(mean)
+            self.covariance.set_from_precision(precision)
+            self.log_shape_minus_one.copy_(torch.log((shape - 1.0).clamp_min(1e-6)))
+            self.log_rate.copy_(torch.log(rate.clamp_min(1e-12)))
+
+    def joint_covariance(self, phi: Tensor) -> Tensor:
+        """``(Phi S Phi^T + I) beta / (alpha - 1)`` per task, ``(T, B, B)``."""
+        cov = self.feature_covariance(phi)
+        eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+        return (cov + eye) * self.noise_var()[:, None, None]
+
+
+def _standard_gamma(shape: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+    """Draws of ``Gamma(shape, 1)`` of shape ``(n, T)`` from ``generator``.
+
+    Marsaglia & Tsang (2000) squeeze method for ``shape >= 1`` (the head keeps
+    ``alpha > 1``), vectorised with rejection rounds.
+    """
+    d = (shape - 1.0 / 3.0).expand(n, -1)
+    c = 1.0 / torch.sqrt(9.0 * d)
+    out = torch.empty_like(d)
+    todo = torch.ones_like(d, dtype=torch.bool)
+    while todo.any():
+        x = torch.randn(d.shape, generator=generator, dtype=d.dtype, device=d.device)
+        u = torch.rand(d.shape, generator=generator, dtype=d.dtype, device=d.device)
+        v = (1.0 + c * x) ** 3
+        log_v = torch.log(v.clamp_min(1e-30))
+        ok = (v > 0) & (torch.log(u) < 0.5 * x.square() + d - d * v + d * log_v)
+        accept = ok & todo
+        out = torch.where(accept, d * v, out)
+        todo = todo & ~accept
+    return out
+
+
+def make_head(kind: str, **kwargs) -> nn.Module:
+    """Build the head named by ``kind`` (one of :data:`HEADS`)."""
+    if kind == "gaussian":
+        return GaussianVBLLHead(**kwargs)
+    if kind == "student_t":
+        return StudentTVBLLHead(**kwargs)
+    raise ValueError(f"head must be one of {HEADS}, got {kind!r}.")
+
+
+def gaussian_posterior(phi: Tensor, y: Tensor, noise_var: Tensor, prior_var: float, kl_weight):
+    """Exact Bayesian linear regression posterior of each task's head weights.
+
+    For task ``t`` with features ``Phi`` (bias appended) of its labelled rows:
+    ``Lambda = I / prior_var + Phi^T Phi / (kl_weight sigma^2)``,
+    ``m = Lambda^-1 Phi^T y / (kl_weight sigma^2)``. With ``kl_weight = 1`` this
+    is the optimum of the VBLL objective for fixed features and noise
+    (ALGORITHMS.md §1); ``kl_weight = N * reg_weight`` gives the optimum of the
+    tempered objective.
+
+    Parameters
+    ----------
+    phi : list of Tensor
+        Per task, features ``(N_t, F)`` of its labelled rows (no bias column).
+    y : list of Tensor
+        Per task, targets ``(N_t,)``.
+    noise_var, kl_weight : Tensor of shape (T,)
+    prior_var : float
+
+    Returns
+    -------
+    mean : Tensor ``(T, D)``, precision : Tensor ``(T, D, D)``
+    """
+    means, precisions = [], []
+    for t, (p, yt) in enumerate(zip(phi, y)):
+        p = torch.cat([p, p.new_ones(len(p), 1)], dim=1)
+        scale = 1.0 / (kl_weight[t] * noise_var[t])
+        eye = torch.eye(p.shape[1], dtype=p.dtype, device=p.device)
+        precision = eye / prior_var + scale * (p.T @ p)
+        chol = torch.linalg.cholesky(precision)
+        means.append(torch.cholesky_solve((scale * (p.T @ yt)).unsqueeze(-1), chol).squeeze(-1))
+        precisions.append(precision)
+    return torch.stack(means), torch.stack(precisions)

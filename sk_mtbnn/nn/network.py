@@ -1,0 +1,111 @@
+"""The multi-task network: masked backbone, task inputs, branches, VBLL heads.
+
+::
+
+    x[:, backbone columns] --> MaskedMLP (per-task masks) --> h_t
+    concat(h_t, x[:, task t's own columns]) --> branch_t --> phi_t --> VBLL head_t
+
+ALGORITHMS.md §2. Everything is batched over the ``T`` tasks: ``phi`` has shape
+``(T, B, F)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .backbone import MaskedMLP, TaskBranches
+from .heads import Predictive, make_head
+
+
+class MultiTaskNetwork(nn.Module):
+    """Shared masked MLP, optional per-task inputs and branches, VBLL heads.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input columns.
+    n_tasks : int
+        Number of (single-output) tasks.
+    hidden_layer_sizes : sequence of int
+        Widths of the shared backbone layers.
+    branch_layer_sizes : sequence of int
+        Widths of each task's branch layers (empty: heads sit on the backbone).
+    activation : str
+        Activation of backbone and branches.
+    task_columns : sequence of sequence of int, optional
+        For each task, the input columns that bypass the backbone and are
+        concatenated to its output before that task's branch. A column named
+        for any task does not enter the backbone.
+    head : {"gaussian", "student_t"}
+        The VBLL head.
+    head_kwargs : dict
+        Passed to the head (covariance, rank, prior_scale, ...).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_tasks: int,
+        *,
+        hidden_layer_sizes: Sequence[int] = (64, 64),
+        branch_layer_sizes: Sequence[int] = (),
+        activation: str = "silu",
+        task_columns: Sequence[Sequence[int]] | None = None,
+        head: str = "gaussian",
+        head_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        task_columns = [list(c) for c in (task_columns or [[] for _ in range(n_tasks)])]
+        bypass = sorted({c for cols in task_columns for c in cols})
+        backbone_columns = [c for c in range(n_features) if c not in bypass]
+        n_own = max((len(c) for c in task_columns), default=0)
+        # Missing own columns point at an appended all-zero column (index
+        # n_features), so tasks with fewer own columns see zeros there.
+        padded = [cols + [n_features] * (n_own - len(cols)) for cols in task_columns]
+        self.register_buffer("backbone_columns", torch.tensor(backbone_columns, dtype=torch.long))
+        self.register_buffer(
+            "task_columns", torch.tensor(padded, dtype=torch.long).reshape(n_tasks, n_own)
+        )
+        self.n_tasks = n_tasks
+        self.backbone = MaskedMLP(len(backbone_columns), hidden_layer_sizes, n_tasks, activation)
+        branch_in = self.backbone.out_features + n_own
+        self.branches = TaskBranches(n_tasks, branch_in, branch_layer_sizes, activation)
+        self.head = make_head(
+            head, n_tasks=n_tasks, in_features=self.branches.out_features, **(head_kwargs or {})
+        )
+
+    @property
+    def heads_on_shared_representation(self) -> bool:
+        """True when every head sits directly on one shared backbone output.
+
+        That is: no branch layers, no task-specific input columns and all
+        backbone masks ones -- the setting BayesAgg needs.
+        """
+        return (
+            len(self.branches.layers) == 0
+            and self.task_columns.shape[1] == 0
+            and self.backbone.is_dense()
+        )
+
+    def representation(self, x: Tensor) -> Tensor:
+        """Backbone output per task, shape ``(T, B, H)``."""
+        return self.backbone(x[:, self.backbone_columns])
+
+    def features_from_representation(self, x: Tensor, h: Tensor) -> Tensor:
+        """Head inputs ``phi`` ``(T, B, F)`` from the backbone output ``h``."""
+        if self.task_columns.shape[1]:
+            padded = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
+            own = padded[:, self.task_columns].permute(1, 0, 2)  # (T, B, k)
+            h = torch.cat([h, own], dim=-1)
+        return self.branches(h)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Head inputs ``phi`` of shape ``(T, B, F)``."""
+        return self.features_from_representation(x, self.representation(x))
+
+    def predict(self, x: Tensor) -> Predictive:
+        """Predictive moments, each ``(T, B)``."""
+        return self.head.predict(self(x))
