@@ -281,7 +281,7 @@ def delta_m(metrics, reference, higher_is_better):
     --------
     Accuracy 10% lower (worse, +10) and error 20% lower (better, -20):
 
-    >>> delta_m([0.9, 2.0], [1.0, 2.5], higher_is_better=[True, False])
+    >>> round(delta_m([0.9, 2.0], [1.0, 2.5], higher_is_better=[True, False]), 6)
     -5.0
     """
     m = np.asarray(metrics, dtype=float)

@@ -29,10 +29,10 @@ class TorchJDAggregator(JacobianAggregator):
     Examples
     --------
     >>> import torch
-    >>> from torchjd.aggregation import UPGrad
-    >>> agg = TorchJDAggregator(UPGrad())
-    >>> agg.combine(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
-    tensor([1., 1.])
+    >>> from torchjd.aggregation import MGDA
+    >>> agg = TorchJDAggregator(MGDA())
+    >>> agg.combine(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # min-norm convex combination
+    tensor([0.5000, 0.5000])
     """
 
     def __init__(self, aggregator) -> None:

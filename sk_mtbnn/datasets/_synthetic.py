@@ -162,11 +162,13 @@ def make_multitask_regression(
 ):
     """Related regression tasks from a linear model of coregionalisation.
 
-    Each task is a random mixture ``f_t = sum_l W_tl g_l + v_t h_t`` of
-    ``n_latent`` shared latent functions ``g_l`` and one function ``h_t`` of
+    Each task is a mixture ``f_t = sum_l W_tl g_l + v_t h_t`` of ``n_latent``
+    latent functions ``g_l`` shared by its group and one function ``h_t`` of
     its own (weight ``v_t``, a fifth of the shared part), all drawn from an
-    RBF Gaussian process through 300 random Fourier features. Inputs are
-    uniform on ``[0, 1]^n_features``.
+    RBF Gaussian process through 300 random Fourier features. The mixing
+    weights of the tasks of one group are a common random vector plus a 30%
+    perturbation, so they are strongly related. Inputs are uniform on
+    ``[0, 1]^n_features``.
 
     Parameters
     ----------
@@ -184,7 +186,8 @@ def make_multitask_regression(
         tasks of different groups are not. Overrides ``n_tasks``.
     length_scale : float, optional
         RBF length scale of the latent functions; default
-        ``0.5 * sqrt(n_features)``.
+        ``sqrt(n_features) / 3`` (random points of the cube are then about
+        one length scale apart).
     noise : float, default=0.1
         Standard deviation of the Gaussian observation noise (the noise-free
         tasks have unit variance over the inputs' distribution).
@@ -214,17 +217,19 @@ def make_multitask_regression(
     groups = np.zeros(n_tasks, dtype=int) if task_groups is None else np.asarray(task_groups)
     n_tasks = len(groups)
     n_groups = int(groups.max()) + 1
-    scale = 0.5 * np.sqrt(n_features) if length_scale is None else float(length_scale)
+    scale = np.sqrt(n_features) / 3 if length_scale is None else float(length_scale)
     n_rff = 300
     n_functions = n_groups * n_latent + n_tasks
     omega = rng.standard_normal((n_functions, n_rff, n_features)) / scale
     phase = rng.uniform(0, 2 * np.pi, size=(n_functions, n_rff))
     amp = rng.standard_normal((n_functions, n_rff)) * np.sqrt(2.0 / n_rff)
     mixing = np.zeros((n_tasks, n_functions))
+    group_weights = rng.standard_normal((n_groups, n_latent))
     for t, g in enumerate(groups):
-        mixing[t, g * n_latent : (g + 1) * n_latent] = rng.standard_normal(n_latent)
-        own = n_groups * n_latent + t
-        mixing[t, own] = 0.2 * np.linalg.norm(mixing[t, :own])
+        # Tasks of a group share mixing weights up to a 30% perturbation.
+        weights = group_weights[g] + 0.3 * rng.standard_normal(n_latent)
+        mixing[t, g * n_latent : (g + 1) * n_latent] = weights
+        mixing[t, n_groups * n_latent + t] = 0.2 * np.linalg.norm(weights)
     # Normalise each task to unit variance over the input distribution.
     probe = rng.uniform(size=(4000, n_features))
 

@@ -293,10 +293,16 @@ class SparseMultiTaskBNNRegressor(
         X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
         Y = check_regression_targets(y, X, type(self).__name__)
         self.n_tasks_ = Y.shape[1]
-        params = self._check_params(X.shape[0])
         task_columns = self._resolve_task_inputs(X.shape[1])
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-
+        keep = ~np.all(np.isnan(Y), axis=1)  # rows without any label teach nothing
+        X, Y = X[keep], Y[keep]
+        if len(X) < 2:
+            raise ValueError(
+                f"Only {len(X)} row(s) of y carry a label (the others are all NaN); at least "
+                "2 labelled rows are needed."
+            )
+        params = self._check_params(len(X))
         self._x_mean = X.mean(0)
         self._x_scale = _nonzero(X.std(0))
         if self.normalize_y:
@@ -305,10 +311,8 @@ class SparseMultiTaskBNNRegressor(
         else:
             self._y_mean = np.zeros(self.n_tasks_)
             self._y_scale = np.ones(self.n_tasks_)
-        Xs = ((X - self._x_mean) / self._x_scale).astype(np.float32)
-        Ys = ((Y - self._y_mean) / self._y_scale).astype(np.float32)
-        keep = ~np.all(np.isnan(Ys), axis=1)  # rows without any label teach nothing
-        X_all, Y_all = Xs[keep], Ys[keep]
+        X_all = ((X - self._x_mean) / self._x_scale).astype(np.float32)
+        Y_all = ((Y - self._y_mean) / self._y_scale).astype(np.float32)
 
         valid = None
         X_train, Y_train = X_all, Y_all
@@ -421,9 +425,11 @@ class SparseMultiTaskBNNRegressor(
             for c in cols:
                 if isinstance(c, str):
                     if c not in names:
-                        raise ValueError(
-                            f"task_inputs names column {c!r}, which is not a column of X."
+                        where = (
+                            f"X's columns are {names}" if names else "X has no column names "
+                            "(pass a DataFrame, or integer positions)"
                         )
+                        raise ValueError(f"task_inputs names column {c!r}, but {where}.")
                     idx.append(names.index(c))
                 elif isinstance(c, numbers.Integral) and 0 <= c < n_features:
                     idx.append(int(c))
