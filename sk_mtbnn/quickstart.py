@@ -56,9 +56,7 @@ def summarise(name, y, mean, std, seconds, names):
     nll = gaussian_nll(y, mean, std, multioutput="raw_values")
     cov = interval_coverage(y, mean, std, multioutput="raw_values")
     for t, task in enumerate(names):
-        print(
-            f"{name:<34}{task:<16}{nll[t]:>8.3f}{rmse[t]:>8.3f}{cov[t]:>10.1%}{seconds:>9.1f}"
-        )
+        print(f"{name:<34}{task:<16}{nll[t]:>8.3f}{rmse[t]:>8.3f}{cov[t]:>10.1%}{seconds:>9.1f}")
 
 
 def plot_bands(path, y, results, names):

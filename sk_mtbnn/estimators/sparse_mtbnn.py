@@ -426,8 +426,9 @@ class SparseMultiTaskBNNRegressor(
                 if isinstance(c, str):
                     if c not in names:
                         where = (
-                            f"X's columns are {names}" if names else "X has no column names "
-                            "(pass a DataFrame, or integer positions)"
+                            f"X's columns are {names}"
+                            if names
+                            else "X has no column names (pass a DataFrame, or integer positions)"
                         )
                         raise ValueError(f"task_inputs names column {c!r}, but {where}.")
                     idx.append(names.index(c))

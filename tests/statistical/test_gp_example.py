@@ -11,12 +11,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.gaussian_process import GaussianProcessRegressor  # noqa: E402
-from sklearn.gaussian_process.kernels import RBF  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF
 
-from sk_mtbnn import SparseMultiTaskBNNRegressor  # noqa: E402
+from sk_mtbnn import SparseMultiTaskBNNRegressor
 
 
 def run_example(make_regressor):
@@ -34,12 +34,17 @@ def run_example(make_regressor):
 
     fig, ax = plt.subplots()
     ax.plot(X, y, label=r"$f(x) = x \sin(x)$", linestyle="dotted")
-    ax.errorbar(X_train, y_train_noisy, noise_std, linestyle="None", marker=".",
-                label="Observations")
+    ax.errorbar(
+        X_train, y_train_noisy, noise_std, linestyle="None", marker=".", label="Observations"
+    )
     ax.plot(X, mean_prediction, label="Mean prediction")
-    ax.fill_between(X.ravel(), mean_prediction - 1.96 * std_prediction,
-                    mean_prediction + 1.96 * std_prediction, alpha=0.5,
-                    label=r"95% confidence interval")
+    ax.fill_between(
+        X.ravel(),
+        mean_prediction - 1.96 * std_prediction,
+        mean_prediction + 1.96 * std_prediction,
+        alpha=0.5,
+        label=r"95% confidence interval",
+    )
     ax.legend()
     plt.close(fig)
     at_train = regressor.predict(X_train, return_std=True)
@@ -50,7 +55,8 @@ def test_noisy_targets_example_runs_with_the_regressor_swapped_in():
     gp = run_example(
         lambda noise_std: GaussianProcessRegressor(
             kernel=1 * RBF(length_scale=1.0, length_scale_bounds=(1e-2, 1e2)),
-            alpha=noise_std**2, n_restarts_optimizer=9,
+            alpha=noise_std**2,
+            n_restarts_optimizer=9,
         )
     )
     ours = run_example(lambda noise_std: SparseMultiTaskBNNRegressor(random_state=0))

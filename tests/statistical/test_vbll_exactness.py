@@ -29,8 +29,14 @@ def test_trained_dense_head_equals_exact_bayesian_linear_regression():
     start_grad = max(
         float(g.abs().max()) for g in torch.autograd.grad(loss_fn(head, phi, y)[0].sum(), params)
     )
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=500, tolerance_grad=1e-12,
-                            tolerance_change=1e-14, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=500,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-14,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()

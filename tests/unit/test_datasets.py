@@ -26,14 +26,15 @@ def test_bundled_data_shapes_and_names():
 
 def test_as_frame():
     pytest.importorskip("pandas")
-    X, y = load_enb(return_X_y=True, as_frame=True)
+    _X, y = load_enb(return_X_y=True, as_frame=True)
     assert list(y.columns) == ["y_heating_load", "y_cooling_load"]
 
 
 def test_forrester_minimum_matches_the_literature():
     # Forrester et al. (2008): global minimum f(0.7572) = -6.0207 on [0, 1].
-    res = minimize_scalar(lambda x: forrester(np.array([x]))[0], bounds=(0.6, 0.9),
-                          method="bounded")
+    res = minimize_scalar(
+        lambda x: forrester(np.array([x]))[0], bounds=(0.6, 0.9), method="bounded"
+    )
     assert res.x == pytest.approx(0.7572, abs=1e-3)
     assert res.fun == pytest.approx(-6.0207, abs=1e-3)
 
@@ -42,8 +43,13 @@ def test_borehole_and_currin_reference_points():
     # Borehole at the lower corner of its domain, by hand from the formula.
     x = np.array([[0.05, 100, 63070, 990, 63.1, 700, 1120, 9855]])
     lr = np.log(100 / 0.05)
-    expected = 2 * np.pi * 63070 * 290 / (lr * (1 + 2 * 1120 * 63070 / (lr * 0.05**2 * 9855)
-                                                  + 63070 / 63.1))
+    expected = (
+        2
+        * np.pi
+        * 63070
+        * 290
+        / (lr * (1 + 2 * 1120 * 63070 / (lr * 0.05**2 * 9855) + 63070 / 63.1))
+    )
     assert borehole(x)[0] == pytest.approx(expected)
     # Currin at x2 -> 0: the exponential factor tends to 1.
     assert currin(np.array([[0.5, 0.0]]))[0] == pytest.approx(

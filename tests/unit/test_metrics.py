@@ -29,8 +29,9 @@ def test_gaussian_nll_matches_scipy():
 def test_crps_matches_properscoring():
     properscoring = pytest.importorskip("properscoring")
     expected = properscoring.crps_gaussian(Y, MU, SD).mean(0)
-    np.testing.assert_allclose(crps_gaussian(Y, MU, SD, multioutput="raw_values"), expected,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        crps_gaussian(Y, MU, SD, multioutput="raw_values"), expected, rtol=1e-10
+    )
 
 
 def test_crps_matches_its_integral_definition():
@@ -47,7 +48,9 @@ def test_missing_labels_are_skipped():
     y = Y.copy()
     y[::2, 1] = np.nan
     got = gaussian_nll(y, MU, SD, multioutput="raw_values")
-    np.testing.assert_allclose(got[1], -stats.norm(MU[1::2, 1], SD[1::2, 1]).logpdf(Y[1::2, 1]).mean())
+    np.testing.assert_allclose(
+        got[1], -stats.norm(MU[1::2, 1], SD[1::2, 1]).logpdf(Y[1::2, 1]).mean()
+    )
     assert np.isfinite(crps_gaussian(y, MU, SD))
     assert np.isfinite(interval_coverage(y, MU, SD))
 
@@ -68,8 +71,9 @@ def test_calibration_error_of_calibrated_and_overconfident_predictions():
     assert calibrated < 0.01
     # Hand computation for std 0.5: coverage of level l is 2 Phi(0.5 z_l) - 1.
     levels = np.arange(1, 20) / 20
-    expected = np.mean(np.abs(2 * stats.norm.cdf(0.5 * stats.norm.ppf(0.5 + levels / 2)) - 1
-                              - levels))
+    expected = np.mean(
+        np.abs(2 * stats.norm.cdf(0.5 * stats.norm.ppf(0.5 + levels / 2)) - 1 - levels)
+    )
     assert overconfident == pytest.approx(expected, abs=0.01)
 
 

@@ -1,6 +1,5 @@
 """SparseMultiTaskBNNRegressor: GaussianProcessRegressor's contract, missing labels, errors."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -14,8 +13,12 @@ from sk_mtbnn.nn.heads import GaussianVBLLHead
 
 
 def make(**kw):
-    params = {"hidden_layer_sizes": (16, 16), "max_epochs": 30, "validation_fraction": None,
-              "random_state": 0}
+    params = {
+        "hidden_layer_sizes": (16, 16),
+        "max_epochs": 30,
+        "validation_fraction": None,
+        "random_state": 0,
+    }
     params.update(kw)
     return SparseMultiTaskBNNRegressor(**params)
 
@@ -115,8 +118,9 @@ def test_task_losses_use_only_labelled_rows():
     losses, present = TaskLosses(torch.tensor([0.1, 0.2]))(head, phi, y)
     assert present.tolist() == [True, True]
     rows = [0, 2, 3, 5]
-    expected_1 = head.expected_nll(phi[:, rows], y[rows].nan_to_num())[1].mean() + 0.2 * (
-        head.regularizer()[1]
+    expected_1 = (
+        head.expected_nll(phi[:, rows], y[rows].nan_to_num())[1].mean()
+        + 0.2 * (head.regularizer()[1])
     )
     torch.testing.assert_close(losses[1], expected_1.float().double(), rtol=1e-6, atol=1e-6)
     assert torch.isfinite(losses).all()
@@ -158,8 +162,12 @@ def test_fits_when_no_row_carries_every_task():
         ([[0.0, np.nan], [1.0, 2.0], [2.0, 1.0]], [1.0, 2.0, 3.0], ValueError, "NaN"),
         ([[0.0, np.inf], [1.0, 2.0], [2.0, 1.0]], [1.0, 2.0, 3.0], ValueError, "infinity"),
         ([[0.0, 1.0], [1.0, 2.0], [2.0, 1.0]], [1.0, np.inf, 3.0], ValueError, "infinity"),
-        ([[0.0], [1.0], [2.0]], [[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]], ValueError,
-         r"task 1 has no label"),
+        (
+            [[0.0], [1.0], [2.0]],
+            [[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]],
+            ValueError,
+            r"task 1 has no label",
+        ),
         ([[0.0, 1.0]], [1.0], ValueError, "minimum of 2 is required"),
         ([[0.0], [1.0], [2.0]], ["a", "b", "c"], ValueError, "needs numeric targets"),
         ([[0.0], [1.0], [2.0]], [1.0, 2.0], ValueError, "inconsistent numbers of samples"),
@@ -168,8 +176,14 @@ def test_fits_when_no_row_carries_every_task():
 )
 def test_bad_fit_input_gives_a_clear_error(X, y, error, match):
     with pytest.raises(error, match=match):
-        make().fit(np.asarray(X), None if y is None else np.asarray(y, dtype=object)
-                   if isinstance(y[0], str) else np.asarray(y))
+        make().fit(
+            np.asarray(X),
+            None
+            if y is None
+            else np.asarray(y, dtype=object)
+            if isinstance(y[0], str)
+            else np.asarray(y),
+        )
 
 
 def test_all_nan_task_error_names_the_column_of_a_dataframe():
@@ -195,8 +209,10 @@ def test_predict_before_fit_raises_not_fitted():
 
 def test_wrong_number_of_features_at_predict(multitask_data):
     est = make().fit(*multitask_data)
-    with pytest.raises(ValueError, match="X has 3 features, but SparseMultiTaskBNNRegressor is "
-                                         "expecting 2 features"):
+    with pytest.raises(
+        ValueError,
+        match="X has 3 features, but SparseMultiTaskBNNRegressor is expecting 2 features",
+    ):
         est.predict(np.zeros((2, 3)))
 
 
@@ -265,9 +281,7 @@ def test_every_head_and_covariance_fits_and_predicts(multitask_data, head, covar
     assert est.score(X, y) > 0.5
 
 
-@pytest.mark.parametrize(
-    "aggregator", ["mean", "pcgrad", "task_sampling", "uniform_task_sampling"]
-)
+@pytest.mark.parametrize("aggregator", ["mean", "pcgrad", "task_sampling", "uniform_task_sampling"])
 def test_every_aggregator_trains(multitask_data, aggregator):
     X, y = multitask_data
     est = make(aggregator=aggregator, max_epochs=300).fit(X, y)
@@ -297,7 +311,10 @@ def test_verbose_prints_skorch_epoch_table(multitask_data, capsys):
 def test_early_stopping_stops_after_the_best_epoch(multitask_data):
     X, y = multitask_data
     est = make(
-        validation_fraction=0.25, max_epochs=1000, batch_size=16, learning_rate=1e-2,
+        validation_fraction=0.25,
+        max_epochs=1000,
+        batch_size=16,
+        learning_rate=1e-2,
         n_iter_no_change=5,
     ).fit(X, y)
     best = np.flatnonzero(est.history_[:, "valid_loss_best"])[-1]

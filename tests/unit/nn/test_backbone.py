@@ -28,8 +28,10 @@ def test_masked_pass_uses_f_linear_with_masked_weights():
     torch.manual_seed(1)
     mlp = MaskedMLP(3, (5, 4), n_tasks=2)
     x = torch.randn(6, 3)
-    masks = [(torch.bernoulli(torch.full_like(w, 0.5)), torch.bernoulli(torch.full_like(b, 0.5)))
-             for w, b in mlp.masks()]
+    masks = [
+        (torch.bernoulli(torch.full_like(w, 0.5)), torch.bernoulli(torch.full_like(b, 0.5)))
+        for w, b in mlp.masks()
+    ]
     mlp.set_masks(masks)
     assert not mlp.is_dense()
     out = mlp(x)

@@ -95,8 +95,14 @@ def test_student_t_loss_equals_vbll_reference(covariance):
     # Gamma(dof, rate = 1 / wishart_scale). Ours: prior_scale / D and
     # Gamma(dof / 2, wishart_scale / 2).
     layer = vbll.tRegression(
-        D, 1, reg, parameterization=covariance, prior_scale=0.5, wishart_scale=2.0 / 0.4,
-        cov_rank=2, dof=3.0 / 2,
+        D,
+        1,
+        reg,
+        parameterization=covariance,
+        prior_scale=0.5,
+        wishart_scale=2.0 / 0.4,
+        cov_rank=2,
+        dof=3.0 / 2,
     ).double()
     cov = head.covariance
     with torch.no_grad():
@@ -116,7 +122,8 @@ def test_student_t_loss_equals_vbll_reference(covariance):
     # comes from torch.distributions (lgamma/digamma evaluated differently):
     # agreement to ~1e-9 relative, not to the last bit.
     np.testing.assert_allclose(
-        float(ours), float(out.train_loss_fn(y)) + 0.5 * math.log(2 * math.pi) - reg * 0.5 * D,
+        float(ours),
+        float(out.train_loss_fn(y)) + 0.5 * math.log(2 * math.pi) - reg * 0.5 * D,
         rtol=1e-8,
     )
     np.testing.assert_allclose(
@@ -160,7 +167,8 @@ def test_gamma_kl_matches_torch_distributions():
     )
     gamma_kl = head.regularizer() - head.gaussian_kl(mean_factor=head.shape() / head.rate())
     np.testing.assert_allclose(
-        gamma_kl.detach().numpy(), torch.distributions.kl_divergence(q, p).detach().numpy(),
+        gamma_kl.detach().numpy(),
+        torch.distributions.kl_divergence(q, p).detach().numpy(),
         rtol=1e-10,
     )
 
@@ -177,7 +185,8 @@ def test_expected_nll_is_the_monte_carlo_expectation(cls, covariance):
             w = head.weight_samples(n, gen)[:, 0]  # (n, D)
             f = append_bias(phi)[0] @ w.T  # (B, n)
             log_lik = -0.5 * (
-                math.log(2 * math.pi) + 2 * head.log_noise_std[0]
+                math.log(2 * math.pi)
+                + 2 * head.log_noise_std[0]
                 + (y[:, :1] - f) ** 2 / head.noise_var()[0]
             )
         else:
@@ -240,8 +249,9 @@ def test_gaussian_condition_on_is_bayesian_linear_regression(covariance):
     phi, y = batch(n=30, n_tasks=2)
     head.condition_on([phi[0], phi[1][:20]], [y[:, 0], y[:20, 1]], torch.ones(2))
     for t, rows in enumerate([30, 20]):
-        m, S = blr(phi[t][:rows].numpy(), y[:rows, t].numpy(), float(head.noise_var()[t]),
-                   head.prior_var)
+        m, S = blr(
+            phi[t][:rows].numpy(), y[:rows, t].numpy(), float(head.noise_var()[t]), head.prior_var
+        )
         np.testing.assert_allclose(head.mean[t].detach().numpy(), m, rtol=1e-9, atol=1e-12)
         got = head.covariance.matrix()[t].detach().numpy()
         if covariance == "dense":
