@@ -235,8 +235,12 @@ def make_multitask_regression(
 
     def raw(X):
         X = np.asarray(X, dtype=float)
-        latent = np.einsum("fr,nfr->nf", amp, np.cos(np.einsum("frd,nd->nfr", omega, X) + phase))
-        return latent @ mixing.T
+        out = np.empty((len(X), n_tasks))
+        for start in range(0, len(X), 4096):  # bounded memory for large n
+            block = X[start : start + 4096]
+            features = np.cos(np.einsum("frd,nd->nfr", omega, block) + phase)
+            out[start : start + 4096] = np.einsum("fr,nfr->nf", amp, features) @ mixing.T
+        return out
 
     ref = raw(probe)
     centre, spread = ref.mean(0), ref.std(0)

@@ -42,13 +42,29 @@ def inference_copy(module: nn.Module, device: str = "cpu") -> nn.Module:
     return copy.deepcopy(module).to(device=device, dtype=torch.float64).eval()
 
 
+def iter_chunks(*arrays: np.ndarray, chunk: int | None = None):
+    """Yield float64 tensors of consecutive row chunks of ``arrays``."""
+    chunk = chunk or PREDICT_CHUNK
+    for start in range(0, len(arrays[0]), chunk):
+        yield tuple(torch.as_tensor(a[start : start + chunk], dtype=torch.float64) for a in arrays)
+
+
 def predict_in_chunks(
     fn: Callable[[torch.Tensor], tuple], x: torch.Tensor, device: str = "cpu"
 ) -> tuple[np.ndarray, ...]:
-    """Apply ``fn`` (returning tensors of shape ``(T, B)``) to row chunks of ``x``."""
-    parts = []
+    """Apply ``fn`` (returning tensors of shape ``(T, B)``) to row chunks of ``x``.
+
+    Results are written into arrays allocated once: keeping every chunk's
+    small output tensors alive between the large temporaries would fragment
+    the heap, and resident memory would grow with the number of rows.
+    """
+    out: list[np.ndarray] | None = None
     with torch.no_grad():
         for start in range(0, max(len(x), 1), PREDICT_CHUNK):
-            out = fn(x[start : start + PREDICT_CHUNK].to(device))
-            parts.append([t.cpu().numpy() for t in out])
-    return tuple(np.concatenate(group, axis=1) for group in zip(*parts))
+            stop = min(start + PREDICT_CHUNK, len(x))
+            parts = fn(x[start:stop].to(device))
+            if out is None:
+                out = [np.empty((p.shape[0], len(x))) for p in parts]
+            for dest, part in zip(out, parts):
+                dest[:, start:stop] = part.cpu().numpy()
+    return tuple(out)

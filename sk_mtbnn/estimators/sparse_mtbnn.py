@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 from typing import NamedTuple
@@ -27,11 +26,12 @@ from .._validation import (
 )
 from ..aggregators import resolve_aggregator
 from ..nn.backbone import ACTIVATIONS
+from ..nn.blr import LinearStats, heldout_noise_var, linear_stats
 from ..nn.covariance import COVARIANCES
 from ..nn.heads import HEADS
 from ..nn.network import MultiTaskNetwork
 from ._gp_api import GPLikeRegressorMixin
-from ._torch_utils import inference_copy, predict_in_chunks, resolve_optimizer
+from ._torch_utils import inference_copy, iter_chunks, predict_in_chunks, resolve_optimizer
 
 #: Number of optimiser steps that ``max_epochs='auto'`` aims at.
 AUTO_STEPS = 3000
@@ -517,91 +517,53 @@ class SparseMultiTaskBNNRegressor(
         module.backbone.apply_masks_to_weights()
         head = module.head
         if self.refine_head:
-            if data.valid is not None and self.head == "gaussian":
-                self._recalibrate_noise(*data.train, *data.valid)
-            self._condition_head_on(data.X, data.Y, data.kl_weight)
+            self._refine_head(data)
         with torch.no_grad():
             self.noise_std_ = np.sqrt(head.noise_var().double().cpu().numpy()) * self._y_scale
         self.elbo_ = self._training_elbo(data.X, data.Y)
 
-    def _head_inputs(self, Xs, Ys):
-        """Per task, float64 features and targets of its labelled rows."""
-        module = inference_copy(self.net_.module_)
-        with torch.no_grad():
-            phi = module(torch.as_tensor(Xs, dtype=torch.float64))
-        y = torch.as_tensor(Ys, dtype=torch.float64)
-        labelled = ~torch.isnan(y)
-        return (
-            [phi[t][labelled[:, t]] for t in range(self.n_tasks_)],
-            [y[labelled[:, t], t] for t in range(self.n_tasks_)],
-        )
+    def _refine_head(self, data: _TrainingData) -> None:
+        """Closed-form head posterior given the final features (``refine_head``).
 
-    def _recalibrate_noise(self, X_train, Y_train, Xv, Yv) -> None:
-        """Choose each task's noise by validation likelihood (ALGORITHMS.md §1 head).
-
-        For a candidate ``sigma^2`` the head's exact posterior given the
-        training rows is formed, and the predictive NLL of the held-out rows
-        is evaluated; the noise minimising it is kept. Conditioning on the
-        training rows inside the search avoids the collapse ``sigma -> 0`` that
-        calibrating against a fixed posterior allows.
+        Computed in float64 on a copy, then written back into the network.
         """
-        from scipy.optimize import minimize_scalar
-
-        from ..nn.heads import gaussian_posterior
-
-        phi_tr, y_tr = self._head_inputs(X_train, Y_train)
-        phi_va, y_va = self._head_inputs(Xv, Yv)
-        head = self.net_.module_.head
-        log_std = head.log_noise_std.detach().double().clone()
-        prior_var = head.prior_var
-        one = torch.ones(1, dtype=torch.float64)
-        for t in range(self.n_tasks_):
-            if len(y_va[t]) < MIN_CALIBRATION_LABELS:
-                continue
-            p_va = torch.cat([phi_va[t], torch.ones(len(phi_va[t]), 1, dtype=torch.float64)], 1)
-
-            def nll(log_var, t=t, p_va=p_va):
-                var = torch.full((1,), float(np.exp(log_var)), dtype=torch.float64)
-                mean, precision = gaussian_posterior([phi_tr[t]], [y_tr[t]], var, prior_var, one)
-                cov = torch.cholesky_inverse(torch.linalg.cholesky(precision[0]))
-                pred_var = ((p_va @ cov) * p_va).sum(1) + var
-                resid = y_va[t] - p_va @ mean[0]
-                return float(torch.sum(torch.log(pred_var) + resid.square() / pred_var))
-
-            current = float(2 * log_std[t])
-            res = minimize_scalar(nll, bounds=(current - 7.0, current + 7.0), method="bounded")
-            log_std[t] = 0.5 * res.x
+        module = inference_copy(self.net_.module_)
+        head = module.head
+        train = _head_statistics(module, *data.train)
+        stats = train
+        if data.valid is not None:
+            Xv, Yv = (torch.as_tensor(a, dtype=torch.float64) for a in data.valid)
+            with torch.no_grad():
+                phi_valid = module(Xv)
+            if self.head == "gaussian":
+                noise_var = heldout_noise_var(
+                    train,
+                    phi_valid,
+                    Yv,
+                    head.prior_var,
+                    head.noise_var().detach(),
+                    MIN_CALIBRATION_LABELS,
+                )
+                with torch.no_grad():
+                    head.log_noise_std.copy_(0.5 * torch.log(noise_var))
+            stats = train + linear_stats(phi_valid, Yv)
+        head.condition_on(stats, torch.as_tensor(data.kl_weight, dtype=torch.float64))
         with torch.no_grad():
-            head.log_noise_std.copy_(log_std.to(head.log_noise_std.dtype))
-
-    def _condition_head_on(self, Xs, Ys, kl_weight) -> None:
-        phi, y = self._head_inputs(Xs, Ys)
-        head = self.net_.module_.head
-        double_head = copy.deepcopy(head).double()
-        double_head.condition_on(phi, y, torch.as_tensor(kl_weight, dtype=torch.float64))
-        with torch.no_grad():
-            for p, q in zip(head.parameters(), double_head.parameters()):
-                p.copy_(q.to(p.dtype))
+            for target, source in zip(self.net_.module_.head.parameters(), head.parameters()):
+                target.copy_(source.to(target.dtype))
 
     def _training_elbo(self, Xs, Ys) -> float:
         """ELBO of the training targets in the units of y (nats)."""
         module = inference_copy(self.net_.module_)
-        labelled = ~np.isnan(Ys)
         total = 0.0
         with torch.no_grad():
-            for start in range(0, len(Xs), 8192):
-                x = torch.as_tensor(Xs[start : start + 8192], dtype=torch.float64)
-                y = torch.as_tensor(Ys[start : start + 8192], dtype=torch.float64)
-                lab = torch.as_tensor(labelled[start : start + 8192])
+            for x, y in iter_chunks(Xs, Ys):
+                lab = ~torch.isnan(y)
                 nll = module.head.expected_nll(module(x), torch.where(lab, y, 0.0))
                 total -= float((nll * lab.T).sum())
-            kl = module.head.gaussian_kl().numpy() if self.head == "gaussian" else None
-            if kl is None:
-                shape, rate = module.head.shape(), module.head.rate()
-                kl = module.head.gaussian_kl(mean_factor=shape / rate).numpy()
+            total -= float(module.head.kl_divergence().sum())
         # The log-likelihood of standardised targets, back in units of y.
-        total -= float(np.sum(labelled.sum(0) * np.log(self._y_scale)))
-        return total - float(np.sum(kl))
+        return total - float(np.sum((~np.isnan(Ys)).sum(0) * np.log(self._y_scale)))
 
     # ---------------------------------------------------------- inference
     def _inference(self):
@@ -651,6 +613,16 @@ class SparseMultiTaskBNNRegressor(
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "net_")
+
+
+def _head_statistics(module, X: np.ndarray, Y: np.ndarray) -> LinearStats:
+    """Sufficient statistics of the head inputs, accumulated over row chunks."""
+    stats = None
+    with torch.no_grad():
+        for x, y in iter_chunks(X, Y):
+            part = linear_stats(module(x), y)
+            stats = part if stats is None else stats + part
+    return stats
 
 
 def _foreach_kwargs(optimizer) -> dict:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .blr import LinearStats, isotropic_prior, posterior, with_bias
 from .covariance import make_covariance
 
 HEADS = ("gaussian", "student_t")
@@ -37,11 +38,6 @@ class Predictive(NamedTuple):
     mean: Tensor
     epistemic: Tensor
     aleatoric: Tensor
-
-
-def append_bias(phi: Tensor) -> Tensor:
-    """Append the constant input 1 to features of shape ``(T, B, F)``."""
-    return torch.cat([phi, phi.new_ones((*phi.shape[:-1], 1))], dim=-1)
 
 
 def masked_task_mean(values: Tensor, labelled: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,7 +80,7 @@ class _VBLLHead(nn.Module):
         )
 
     def _mean_and_quad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
-        phi = append_bias(phi)
+        phi = with_bias(phi)
         return torch.einsum("tbd,td->tb", phi, self.mean), self.covariance.quad(phi)
 
     def gaussian_kl(self, mean_factor: Tensor | float = 1.0) -> Tensor:
@@ -106,7 +102,7 @@ class _VBLLHead(nn.Module):
 
     def feature_covariance(self, phi: Tensor) -> Tensor:
         """``Phi S_t Phi^T`` for each task, shape ``(T, B, B)``."""
-        phi = append_bias(phi)
+        phi = with_bias(phi)
         return phi @ self.covariance.matrix() @ phi.transpose(-2, -1)
 
 
@@ -166,30 +162,34 @@ class GaussianVBLLHead(_VBLLHead):
         var = pred.epistemic + pred.aleatoric
         return 0.5 * (_LOG_2PI + torch.log(var) + (y.T - pred.mean).square() / var)
 
+    def kl_divergence(self) -> Tensor:
+        """``KL(q(w) || p(w))`` per task."""
+        return self.gaussian_kl()
+
     def regularizer(self) -> Tensor:
         """``KL(q || p) - log p_IW(sigma^2)`` per task (constants dropped)."""
         neg_log_prior = (self.dof + 2.0) * self.log_noise_std + 0.5 * self.wishart_scale / (
             self.noise_var()
         )
-        return self.gaussian_kl() + neg_log_prior
+        return self.kl_divergence() + neg_log_prior
 
     def sample(self, phi: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Joint samples ``Phi w + eps``, ``w ~ q``, shape ``(n, T, B)``."""
         weights = self.weight_samples(n, generator)
-        f = torch.einsum("tbd,ntd->ntb", append_bias(phi), weights)
+        f = torch.einsum("tbd,ntd->ntb", with_bias(phi), weights)
         eps = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=f.device)
         return f + eps * torch.exp(self.log_noise_std).unsqueeze(-1)
 
-    def condition_on(self, phi: list[Tensor], y: list[Tensor], kl_weight: Tensor) -> None:
-        """Set q(w) to its optimum given these features, targets and the noise.
+    def condition_on(self, stats: LinearStats, kl_weight: Tensor | float = 1.0) -> None:
+        """Set q(w) to its optimum given the features' statistics and the noise.
 
         The exact posterior (dense covariance), its mean-field optimum
-        (diagonal), or the exact mean with the trained covariance (low rank).
+        (diagonal), or the exact mean with the trained covariance (low rank):
+        the optimum of the VBLL objective for fixed features (ALGORITHMS.md §1).
         """
         with torch.no_grad():
-            mean, precision = gaussian_posterior(
-                phi, y, self.noise_var(), self.prior_var, kl_weight
-            )
+            prior = isotropic_prior(self.n_tasks, self.dim, self.prior_var, self.mean)
+            mean, precision = posterior(stats, self.noise_var(), *prior, kl_weight)
             self.mean.copy_(mean)
             self.covariance.set_from_precision(precision)
 
@@ -271,7 +271,11 @@ class StudentTVBLLHead(_VBLLHead):
         return -dist.log_prob(y.T)
 
     def regularizer(self) -> Tensor:
-        """Expected Gaussian KL plus ``KL(Gamma(alpha, beta) || prior)``."""
+        """``KL(q(w, tau) || p(w, tau))``: the noise is inferred, not a point estimate."""
+        return self.kl_divergence()
+
+    def kl_divergence(self) -> Tensor:
+        """Expected Gaussian KL plus ``KL(Gamma(alpha, beta) || prior)``, per task."""
         shape, rate = self.shape(), self.rate()
         a0, b0 = self.prior_shape, self.prior_rate
         gamma_kl = (
@@ -291,25 +295,25 @@ class StudentTVBLLHead(_VBLLHead):
         tau = _standard_gamma(shape, n, generator) / rate
         scale = torch.rsqrt(tau)  # (n, T)
         noise = self.covariance.sample_noise(n, generator) * scale.unsqueeze(-1)
-        f = torch.einsum("tbd,ntd->ntb", append_bias(phi), self.mean + noise)
+        f = torch.einsum("tbd,ntd->ntb", with_bias(phi), self.mean + noise)
         eps = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=f.device)
         return f + eps * scale.unsqueeze(-1)
 
-    def condition_on(self, phi: list[Tensor], y: list[Tensor], kl_weight: Tensor) -> None:
+    def condition_on(self, stats: LinearStats, kl_weight: Tensor | float = 1.0) -> None:
         """Set q(w, tau) to the conjugate Normal-Gamma posterior given the features.
 
         ``Lambda = I / s0 + Phi^T Phi / k``, ``m = Lambda^-1 Phi^T y / k``,
         ``alpha = a0 + N / (2 k)``, ``beta = b0 + (y^T y / k - m^T Lambda m) / 2``
         with ``k = kl_weight`` (1 for the plain ELBO).
         """
-        ones = torch.ones(self.n_tasks, dtype=self.mean.dtype, device=self.mean.device)
+        k = torch.as_tensor(kl_weight, dtype=self.mean.dtype)
         with torch.no_grad():
-            mean, precision = gaussian_posterior(phi, y, ones, self.prior_var, kl_weight)
+            prior = isotropic_prior(self.n_tasks, self.dim, self.prior_var, self.mean)
+            ones = torch.ones_like(stats.yy)
+            mean, precision = posterior(stats, ones, *prior, k)
             fit = torch.einsum("td,tde,te->t", mean, precision, mean)
-            yy = torch.stack([(yt.square().sum()) for yt in y])
-            n = torch.tensor([float(len(yt)) for yt in y], dtype=mean.dtype)
-            shape = self.prior_shape + 0.5 * n / kl_weight
-            rate = self.prior_rate + 0.5 * (yy / kl_weight - fit).clamp_min(0.0)
+            shape = self.prior_shape + 0.5 * stats.count / k
+            rate = self.prior_rate + 0.5 * (stats.yy / k - fit).clamp_min(0.0)
             self.mean.copy_(mean)
             self.covariance.set_from_precision(precision)
             self.log_shape_minus_one.copy_(torch.log((shape - 1.0).clamp_min(1e-6)))
@@ -351,38 +355,3 @@ def make_head(kind: str, **kwargs) -> nn.Module:
     if kind == "student_t":
         return StudentTVBLLHead(**kwargs)
     raise ValueError(f"head must be one of {HEADS}, got {kind!r}.")
-
-
-def gaussian_posterior(phi: Tensor, y: Tensor, noise_var: Tensor, prior_var: float, kl_weight):
-    """Exact Bayesian linear regression posterior of each task's head weights.
-
-    For task ``t`` with features ``Phi`` (bias appended) of its labelled rows:
-    ``Lambda = I / prior_var + Phi^T Phi / (kl_weight sigma^2)``,
-    ``m = Lambda^-1 Phi^T y / (kl_weight sigma^2)``. With ``kl_weight = 1`` this
-    is the optimum of the VBLL objective for fixed features and noise
-    (ALGORITHMS.md §1); ``kl_weight = N * reg_weight`` gives the optimum of the
-    tempered objective.
-
-    Parameters
-    ----------
-    phi : list of Tensor
-        Per task, features ``(N_t, F)`` of its labelled rows (no bias column).
-    y : list of Tensor
-        Per task, targets ``(N_t,)``.
-    noise_var, kl_weight : Tensor of shape (T,)
-    prior_var : float
-
-    Returns
-    -------
-    mean : Tensor ``(T, D)``, precision : Tensor ``(T, D, D)``
-    """
-    means, precisions = [], []
-    for t, (p, yt) in enumerate(zip(phi, y)):
-        p = torch.cat([p, p.new_ones(len(p), 1)], dim=1)
-        scale = 1.0 / (kl_weight[t] * noise_var[t])
-        eye = torch.eye(p.shape[1], dtype=p.dtype, device=p.device)
-        precision = eye / prior_var + scale * (p.T @ p)
-        chol = torch.linalg.cholesky(precision)
-        means.append(torch.cholesky_solve((scale * (p.T @ yt)).unsqueeze(-1), chol).squeeze(-1))
-        precisions.append(precision)
-    return torch.stack(means), torch.stack(precisions)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sk_mtbnn._training.net import TaskLosses
+from sk_mtbnn.nn.blr import linear_stats
 from sk_mtbnn.nn.heads import GaussianVBLLHead
 
 
@@ -61,7 +62,7 @@ def test_trained_dense_head_equals_exact_bayesian_linear_regression():
     )
 
     # Sharper: the exact solution is a stationary point of the training loss.
-    head.condition_on([phi[0]], [y[:, 0]], torch.ones(1, dtype=torch.float64))
+    head.condition_on(linear_stats(phi, y))
     np.testing.assert_allclose(head.covariance.matrix().detach().numpy()[0], S, rtol=1e-9)
     grads = torch.autograd.grad(loss_fn(head, phi, y)[0].sum(), params)
     # Eight orders of magnitude below the gradient at initialisation: what

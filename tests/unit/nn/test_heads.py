@@ -7,8 +7,9 @@ import pytest
 import torch
 from scipy import stats
 
+from sk_mtbnn.nn.blr import linear_stats, with_bias
 from sk_mtbnn.nn.covariance import COVARIANCES
-from sk_mtbnn.nn.heads import GaussianVBLLHead, StudentTVBLLHead, _standard_gamma, append_bias
+from sk_mtbnn.nn.heads import GaussianVBLLHead, StudentTVBLLHead, _standard_gamma
 
 vbll = pytest.importorskip("vbll")
 
@@ -77,12 +78,12 @@ def test_gaussian_loss_equals_vbll_reference(covariance):
     reg = 0.1
     ours = (head.expected_nll(phi, y).mean() + reg * head.regularizer()[0]).detach()
     layer = copy_into_vbll_regression(head, covariance, reg)
-    theirs = layer(append_bias(phi)[0]).train_loss_fn(y)
+    theirs = layer(with_bias(phi)[0]).train_loss_fn(y)
     # vbll's KL drops the constant -D/2 of the Gaussian KL; otherwise the
     # objectives are identical, so agreement is to float64 rounding.
     np.testing.assert_allclose(float(ours), float(theirs.detach()) - reg * 0.5 * D, rtol=1e-10)
     ours_val = head.predictive_nll(phi, y).mean().detach()
-    np.testing.assert_allclose(float(ours_val), float(layer(append_bias(phi)[0]).val_loss_fn(y)))
+    np.testing.assert_allclose(float(ours_val), float(layer(with_bias(phi)[0]).val_loss_fn(y)))
 
 
 @pytest.mark.parametrize("covariance", ["diagonal", "dense", "lowrank"])
@@ -117,7 +118,7 @@ def test_student_t_loss_equals_vbll_reference(covariance):
         else:
             layer.W_logdiag.copy_(2 * cov.log_std[:1])
             layer.W_offdiag.copy_(cov.factor[:1])
-    out = layer(append_bias(phi)[0])
+    out = layer(with_bias(phi)[0])
     # vbll drops 0.5 log(2 pi) per point and -D/2 in the KL. Its Gamma KL
     # comes from torch.distributions (lgamma/digamma evaluated differently):
     # agreement to ~1e-9 relative, not to the last bit.
@@ -183,7 +184,7 @@ def test_expected_nll_is_the_monte_carlo_expectation(cls, covariance):
     with torch.no_grad():
         if cls is GaussianVBLLHead:
             w = head.weight_samples(n, gen)[:, 0]  # (n, D)
-            f = append_bias(phi)[0] @ w.T  # (B, n)
+            f = with_bias(phi)[0] @ w.T  # (B, n)
             log_lik = -0.5 * (
                 math.log(2 * math.pi)
                 + 2 * head.log_noise_std[0]
@@ -192,7 +193,7 @@ def test_expected_nll_is_the_monte_carlo_expectation(cls, covariance):
         else:
             tau = _standard_gamma(head.shape(), n, gen)[:, 0] / head.rate()[0]
             w = head.mean[0] + head.covariance.sample_noise(n, gen)[:, 0] / tau.sqrt()[:, None]
-            f = append_bias(phi)[0] @ w.T
+            f = with_bias(phi)[0] @ w.T
             log_lik = 0.5 * (torch.log(tau) - math.log(2 * math.pi) - tau * (y[:, :1] - f) ** 2)
         mc = -log_lik.mean(1).numpy()
         se = log_lik.std(1).numpy() / math.sqrt(n)
@@ -247,7 +248,9 @@ def blr(phi, y, noise_var, prior_var):
 def test_gaussian_condition_on_is_bayesian_linear_regression(covariance):
     head = random_head(GaussianVBLLHead, covariance, n_tasks=2)
     phi, y = batch(n=30, n_tasks=2)
-    head.condition_on([phi[0], phi[1][:20]], [y[:, 0], y[:20, 1]], torch.ones(2))
+    y_missing = y.clone()
+    y_missing[20:, 1] = float("nan")  # task 1 labelled on its first 20 rows only
+    head.condition_on(linear_stats(phi, y_missing))
     for t, rows in enumerate([30, 20]):
         m, S = blr(
             phi[t][:rows].numpy(), y[:rows, t].numpy(), float(head.noise_var()[t]), head.prior_var
@@ -263,7 +266,7 @@ def test_gaussian_condition_on_is_bayesian_linear_regression(covariance):
 def test_student_t_condition_on_is_the_normal_gamma_posterior():
     head = random_head(StudentTVBLLHead, "dense")
     phi, y = batch(n=25)
-    head.condition_on([phi[0]], [y[:, 0]], torch.ones(1))
+    head.condition_on(linear_stats(phi, y))
     P = np.column_stack([phi[0].numpy(), np.ones(25)])
     yy = y[:, 0].numpy()
     precision = np.eye(D) / head.prior_var + P.T @ P
@@ -284,10 +287,24 @@ def test_student_t_predictive_variance_is_finite_and_split():
     phi, _ = batch(n=5)
     pred = head.predict(phi)
     dof = 2 * head.shape()
-    scale2 = (head.covariance.quad(append_bias(phi)) + 1) * head.rate() / head.shape()
+    scale2 = (head.covariance.quad(with_bias(phi)) + 1) * head.rate() / head.shape()
     # Var of StudentT(dof, loc, scale) is scale^2 dof / (dof - 2).
     expected = scale2 * dof / (dof - 2)
     np.testing.assert_allclose(
         (pred.epistemic + pred.aleatoric).detach().numpy(), expected.detach().numpy(), rtol=1e-10
     )
     assert float(head.shape().min()) > 1.0
+
+
+def test_linear_stats_accumulate_over_chunks_and_skip_missing_labels():
+    phi, y = batch(n=12, n_tasks=2)
+    y[[3, 7], 0] = float("nan")
+    whole = linear_stats(phi, y)
+    chunked = linear_stats(phi[:, :5], y[:5]) + linear_stats(phi[:, 5:], y[5:])
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b)
+    rows = [i for i in range(12) if i not in (3, 7)]
+    P = with_bias(phi[0][rows])
+    torch.testing.assert_close(whole.gram[0], P.T @ P)
+    torch.testing.assert_close(whole.moment[0], P.T @ y[rows, 0])
+    assert whole.count.tolist() == [10.0, 12.0]

@@ -1,0 +1,187 @@
+"""Fit and predict time, peak memory and accuracy against GaussianProcessRegressor.
+
+Problem: 8 features, 3 related tasks from a linear model of coregionalisation
+(``sk_mtbnn.datasets.make_multitask_regression``, noise std 0.1 on unit-variance
+tasks), 30% of the training labels missing at random, 2,000 fully labelled test
+rows. The GP baseline is scikit-learn's ``GaussianProcessRegressor`` with a
+constant x RBF + white-noise kernel whose hyper-parameters are optimised (L-BFGS
+from the default start, ``normalize_y=True``, standardised inputs), fitted per
+task on that task's labelled rows: it cannot take missing labels. Each
+configuration runs in its own process so that its peak resident memory can be
+read; both models use the machine's default thread count.
+
+Run ``python benchmarks/gp_scaling.py`` (about 10 minutes on 2 cores) or with
+``--quick`` (n up to 2,000 and 10,000 only). Writes a markdown table to
+``benchmarks/results/gp_scaling.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import resource
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+N_TEST = 2000
+N_PREDICT = 100_000
+MISSING = 0.3
+
+
+def make_problem(n_train: int, seed: int = 0):
+    from sk_mtbnn.datasets import make_multitask_regression
+
+    X, y = make_multitask_regression(
+        n_train + N_TEST, n_features=8, n_tasks=3, noise=0.1, random_state=seed
+    )
+    rng = np.random.RandomState(seed + 1)
+    y_train = y[:n_train].copy()
+    y_train[rng.uniform(size=y_train.shape) < MISSING] = np.nan
+    return X[:n_train], y_train, X[n_train:], y[n_train:]
+
+
+def run_gp(X, y):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+    from sklearn.gaussian_process.kernels import ConstantKernel as C
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    models = []
+    for t in range(y.shape[1]):
+        rows = ~np.isnan(y[:, t])
+        gp = make_pipeline(
+            StandardScaler(),
+            GaussianProcessRegressor(C(1.0) * RBF(1.0) + WhiteKernel(1e-2), normalize_y=True),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models.append(gp.fit(X[rows], y[rows, t]))
+
+    def predict(Xq):
+        out = [m.predict(Xq, return_std=True) for m in models]
+        return np.column_stack([a for a, _ in out]), np.column_stack([b for _, b in out])
+
+    return predict
+
+
+def run_nn(X, y):
+    from sk_mtbnn import SparseMultiTaskBNNRegressor
+
+    reg = SparseMultiTaskBNNRegressor(random_state=0).fit(X, y)
+    return lambda Xq: reg.predict(Xq, return_std=True)
+
+
+def measure(model: str, n_train: int, queue) -> None:
+    from sk_mtbnn.metrics import gaussian_nll, interval_coverage
+
+    X, y, X_test, y_test = make_problem(n_train)
+    start = time.perf_counter()
+    predict = run_gp(X, y) if model == "gp" else run_nn(X, y)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    mean, std = predict(X_test)
+    predict_s = time.perf_counter() - start
+    big_s = float("nan")
+    if model == "nn":
+        X_big = np.random.RandomState(2).uniform(size=(N_PREDICT, X.shape[1]))
+        predict(X_big[:1000])  # warm-up
+        start = time.perf_counter()
+        predict(X_big)
+        big_s = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rmse = float(np.mean(np.sqrt(np.mean((y_test - mean) ** 2, axis=0))))
+    queue.put(
+        {
+            "model": model,
+            "n": n_train,
+            "fit_s": fit_s,
+            "predict_s": predict_s,
+            "predict_100k_s": big_s,
+            "peak_mb": peak_mb,
+            "nll": gaussian_nll(y_test, mean, std),
+            "rmse": rmse,
+            "coverage": interval_coverage(y_test, mean, std),
+        }
+    )
+
+
+def run(model: str, n_train: int) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=measure, args=(model, n_train, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| n train | model | fit (s) | predict+std 2k rows (s) | predict+std 100k rows (s) "
+        "| peak RSS (MB) | test NLL | test RMSE | 95% coverage |\n"
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    )
+    lines = []
+    for r in rows:
+        name = (
+            "GaussianProcessRegressor (per task)"
+            if r["model"] == "gp"
+            else ("SparseMultiTaskBNNRegressor")
+        )
+        big = "" if np.isnan(r["predict_100k_s"]) else f"{r['predict_100k_s']:.2f}"
+        lines.append(
+            f"| {r['n']:,} | {name} | {r['fit_s']:.1f} | {r['predict_s']:.2f} | {big} "
+            f"| {r['peak_mb']:.0f} | {r['nll']:.3f} | {r['rmse']:.3f} | {r['coverage']:.1%} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip n = 100,000")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gp_scaling.md"))
+    args = parser.parse_args()
+    plan = [(m, n) for n in (500, 1000, 2000) for m in ("gp", "nn")] + [("nn", 10_000)]
+    if not args.quick:
+        plan.append(("nn", 100_000))
+    rows = []
+    for model, n in plan:
+        rows.append(run(model, n))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    by = {(r["model"], r["n"]): r for r in rows}
+    gp, nn = by[("gp", 2000)], by[("nn", 2000)]
+    notes = [
+        f"At n = 2,000: fit-time ratio NN / GP = {nn['fit_s'] / gp['fit_s']:.2f} "
+        f"(target <= 0.1); NLL difference NN - GP = {nn['nll'] - gp['nll']:+.3f} nats "
+        "(target <= +0.1).",
+    ]
+    if ("nn", 100_000) in by:
+        big = by[("nn", 100_000)]
+        notes.append(
+            f"At n = 100,000: fit {big['fit_s']:.0f} s (target <= 120 s), peak RSS "
+            f"{big['peak_mb']:.0f} MB (target <= 2,048 MB), predict with std on 100,000 rows "
+            f"{big['predict_100k_s']:.2f} s (target <= 1 s)."
+        )
+    header = (
+        f"# GaussianProcessRegressor vs SparseMultiTaskBNNRegressor\n\n"
+        f"Measured {date.today().isoformat()} on {platform.machine()}, "
+        f"{mp.cpu_count()} cores, Python {platform.python_version()}, by "
+        f"`python benchmarks/gp_scaling.py{' --quick' if args.quick else ''}`. "
+        "Peak RSS includes the interpreter and torch (about 300-400 MB).\n\n"
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(header + table(rows) + "\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    print("\n".join(notes))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

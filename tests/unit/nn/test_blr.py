@@ -1,0 +1,50 @@
+"""Bayesian linear regression from sufficient statistics."""
+
+import numpy as np
+import torch
+
+from sk_mtbnn.nn.blr import heldout_noise_var, isotropic_prior, linear_stats, posterior
+
+
+def test_posterior_with_a_general_gaussian_prior_matches_numpy():
+    gen = torch.Generator().manual_seed(0)
+    phi = torch.randn(1, 40, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(40, 1, generator=gen, dtype=torch.float64)
+    m0 = torch.randn(1, 4, generator=gen, dtype=torch.float64)
+    A = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    L0 = (A @ A.T + torch.eye(4, dtype=torch.float64)).unsqueeze(0)
+    noise = torch.tensor([0.3], dtype=torch.float64)
+    mean, precision = posterior(linear_stats(phi, y), noise, m0, L0)
+    P = np.column_stack([phi[0].numpy(), np.ones(40)])
+    prec = L0[0].numpy() + P.T @ P / 0.3
+    expected = np.linalg.solve(prec, L0[0].numpy() @ m0[0].numpy() + P.T @ y[:, 0].numpy() / 0.3)
+    np.testing.assert_allclose(precision[0].numpy(), prec, rtol=1e-12)
+    np.testing.assert_allclose(mean[0].numpy(), expected, rtol=1e-10)
+
+
+def test_heldout_noise_recovers_the_true_noise_level():
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(6, generator=gen, dtype=torch.float64)
+    phi = torch.randn(1, 3000, 5, generator=gen, dtype=torch.float64)
+    y = (phi[0] @ w[:5] + w[5] + 0.4 * torch.randn(3000, generator=gen, dtype=torch.float64))
+    y = y[:, None]
+    train = linear_stats(phi[:, :2000], y[:2000])
+    start = torch.tensor([5.0], dtype=torch.float64)  # a poor starting value
+    var = heldout_noise_var(train, phi[:, 2000:], y[2000:], 1.0, start, min_labels=10)
+    # 1000 held-out residuals: the variance estimate has relative standard
+    # error sqrt(2 / 1000) = 4.5%; allow 15%.
+    np.testing.assert_allclose(float(var[0]), 0.16, rtol=0.15)
+
+
+def test_heldout_noise_keeps_start_with_too_few_labels():
+    phi = torch.randn(1, 30, 2, dtype=torch.float64)
+    y = torch.randn(30, 1, dtype=torch.float64)
+    train = linear_stats(phi[:, :25], y[:25])
+    start = torch.tensor([0.7], dtype=torch.float64)
+    assert heldout_noise_var(train, phi[:, 25:], y[25:], 1.0, start, min_labels=10) == start
+
+
+def test_isotropic_prior_shapes():
+    m0, L0 = isotropic_prior(3, 4, 0.5, torch.zeros(1, dtype=torch.float64))
+    assert m0.shape == (3, 4) and L0.shape == (3, 4, 4)
+    torch.testing.assert_close(L0[2], 2.0 * torch.eye(4, dtype=torch.float64))
