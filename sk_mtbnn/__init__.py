@@ -1,7 +1,12 @@
 """sk_mtbnn: Bayesian multi-task neural networks for scikit-learn."""
 
-from .estimators import SparseMultiTaskBNNRegressor
+from .estimators import BayesAggMTLClassifier, BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["SparseMultiTaskBNNRegressor", "__version__"]
+__all__ = [
+    "BayesAggMTLClassifier",
+    "BayesAggMTLRegressor",
+    "SparseMultiTaskBNNRegressor",
+    "__version__",
+]

@@ -14,6 +14,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import Tensor, nn
 
+from ..aggregators.bayesagg import regression_gradient_moments
 from ..nn.heads import masked_task_mean
 
 
@@ -51,7 +52,9 @@ class MultiTaskNet(NeuralNet):
     Parameters
     ----------
     aggregator : GradientAggregator
-        Decides the update of the shared (backbone) parameters.
+        Decides the update of the shared (backbone) parameters. An aggregator
+        with ``space = "representation"`` (BayesAgg) combines per-sample
+        gradients with respect to the shared representation instead.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -59,6 +62,13 @@ class MultiTaskNet(NeuralNet):
     def __init__(self, *args, aggregator=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.aggregator = aggregator
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        """Tell an aggregator with per-epoch state (BayesAgg) that an epoch ended."""
+        super().on_epoch_end(net, **kwargs)
+        end_epoch = getattr(self.aggregator, "end_epoch", None)
+        if end_epoch is not None:
+            end_epoch()
 
     def shared_parameters(self) -> list[Tensor]:
         return list(self.module_.backbone.parameters())
@@ -69,10 +79,50 @@ class MultiTaskNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        phi = self.infer(Xi, **fit_params)
-        yi = to_tensor(yi, device=self.device)
-        losses, present = self.criterion_(self.module_.head, phi, yi)
+        x = to_tensor(Xi, device=self.device)
+        y = to_tensor(yi, device=self.device)
+        if getattr(self.aggregator, "space", "parameters") == "representation":
+            return self.representation_step(x, y)
+        phi = self.infer(x, **fit_params)
+        losses, present = self.criterion_(self.module_.head, phi, y)
         self.aggregator.backward(losses, present, self.shared_parameters(), self.task_parameters())
+        return {"loss": losses[present].sum().detach(), "y_pred": phi}
+
+    def representation_step(self, x: Tensor, y: Tensor) -> dict:
+        """BayesAgg on the VBLL heads (ALGORITHMS.md §4), heads on the shared output.
+
+        The heads are trained by their own loss on the detached representation
+        ``h``; the backbone receives ``h.backward(g / B)`` with ``g`` the
+        precision-weighted combination of the per-sample gradients of each
+        task's data term ``(y - w^T h)^2 / (2 sigma_t^2)``, whose moments under
+        the head posterior ``q(w) = N(m, S)`` are exact. During the warm-up
+        epochs ``g`` is the gradient of the mean task loss.
+        """
+        module = self.module_
+        h = module.backbone.shared_forward(x[:, module.backbone_columns])
+        leaf = h.detach().requires_grad_()
+        phi = leaf.unsqueeze(0).expand(module.n_tasks, *leaf.shape)
+        losses, present = self.criterion_(module.head, phi, y)
+        if not bool(present.any()):
+            return {"loss": losses.sum().detach() * 0, "y_pred": phi}
+        losses[present].sum().backward()  # heads' own gradients; leaf.grad = sum_t dl_t/dh
+        agg = self.aggregator
+        if agg.warming_up:
+            g = leaf.grad / module.n_tasks
+        else:
+            head = module.head
+            labelled = ~torch.isnan(y)
+            with torch.no_grad():
+                mu, var = regression_gradient_moments(
+                    leaf.detach(),
+                    torch.where(labelled, y, torch.zeros_like(y)),
+                    head.mean,
+                    head.covariance.matrix(),
+                )
+                scale = (0.5 / head.noise_var())[None, :, None]
+                g = agg.combine(mu * scale, var * scale**2, labelled, agg.s_regression)
+                g = g / len(x)
+        h.backward(gradient=g)
         return {"loss": losses[present].sum().detach(), "y_pred": phi}
 
     def get_loss(self, y_pred, y_true, X=None, training=False):

@@ -7,6 +7,7 @@ Pass one of these, or its name, as the ``aggregator`` of an estimator:
 ``'pcgrad'``             :class:`PCGrad`
 ``'task_sampling'``      :class:`TaskSampling` (weighted by label counts)
 ``'uniform_task_sampling'`` :class:`TaskSampling` ``(weighted=False)``
+``'bayesagg'``           :class:`BayesAgg` (BayesAgg-MTL)
 torchjd aggregator       wrapped in :class:`TorchJDAggregator`
 ======================== ==============================================
 """
@@ -16,12 +17,14 @@ from __future__ import annotations
 import copy
 
 from .base import GradientAggregator, JacobianAggregator
+from .bayesagg import BayesAgg
 from .mean import MeanAggregator
 from .pcgrad import PCGrad, project_conflicting
 from .task_sampling import TaskSampling
 from .torchjd import TorchJDAggregator, is_torchjd_aggregator
 
 __all__ = [
+    "BayesAgg",
     "GradientAggregator",
     "JacobianAggregator",
     "MeanAggregator",
@@ -37,6 +40,7 @@ _BY_NAME = {
     "pcgrad": PCGrad,
     "task_sampling": lambda: TaskSampling(weighted=True),
     "uniform_task_sampling": lambda: TaskSampling(weighted=False),
+    "bayesagg": BayesAgg,
 }
 
 

@@ -73,61 +73,160 @@ def regression_gradient_moments(
     return e_g[..., :-1], var[..., :-1]
 
 
-def _weight_samples(mean: Tensor, cov: Tensor, n: int, generator) -> Tensor:
-    """``n`` draws of ``N(mean, cov)`` (last two axes), shape ``(n, *mean.shape)``."""
-    chol = torch.linalg.cholesky(cov)
-    eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device)
-    return mean + torch.einsum("...ij,n...j->n...i", chol, eps)
+def posterior_samples(
+    mean: Tensor, precision: Tensor, n_samples: int, generator=None, *, cholesky=None
+) -> Tensor:
+    """Draws of ``N(mean, precision^-1)``, shape ``(..., J, D)`` for ``mean`` ``(..., D)``.
+
+    With ``precision = L L^T``, ``w = mean + L^-T eps`` has covariance
+    ``precision^-1``: one triangular solve, no inverse. Pass ``cholesky=L``
+    when the factor is already known.
+    """
+    chol = torch.linalg.cholesky(precision) if cholesky is None else cholesky
+    eps = torch.randn(
+        (*mean.shape, n_samples), generator=generator, dtype=mean.dtype, device=mean.device
+    )
+    noise = torch.linalg.solve_triangular(chol.transpose(-2, -1), eps, upper=True)
+    return (mean.unsqueeze(-1) + noise).transpose(-2, -1)
 
 
-def binary_gradient_moments(
-    h: Tensor, y: Tensor, mean: Tensor, cov: Tensor, n_samples: int, generator=None
-) -> tuple[Tensor, Tensor]:
-    """Monte Carlo moments of ``g = w (sigmoid(w^T [h, 1]) - y)`` for one binary task.
+def binary_gradient_moments(h: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Monte Carlo moments of ``g = w (sigmoid(w^T [h, 1]) - y)`` for binary tasks.
+
+    With ``J`` posterior draws ``w_j`` and residuals ``r_bj``, ``E[g] = r w / J``
+    and ``E[g^2] = r^2 w^2 / J`` are matrix products: no ``(B, J, F)`` tensor.
 
     Parameters
     ----------
-    h : Tensor (B, F); y : Tensor (B,) of 0/1; mean : Tensor (F + 1,);
-    cov : Tensor (F + 1, F + 1); n_samples : int (J).
+    h : Tensor (B, F)
+        Shared representation.
+    y : Tensor (B, T)
+        0/1 labels of ``T`` binary tasks (any value where unlabelled).
+    w : Tensor (T, J, F + 1)
+        Posterior draws of each task's head weights, bias last.
 
     Returns
     -------
-    mu, var : Tensor of shape (B, F)
+    mu, var : Tensor of shape (B, T, F)
     """
-    w = _weight_samples(mean, cov, n_samples, generator)  # (J, D)
-    z = with_bias(h) @ w.T  # (B, J)
-    resid = torch.sigmoid(z) - y.unsqueeze(-1)  # (B, J)
-    g = resid.unsqueeze(-1) * w[:, :-1]  # (B, J, F)
-    mu = g.mean(1)
-    return mu, (g.square().mean(1) - mu.square())
+    n_samples = w.shape[1]
+    resid = torch.sigmoid(torch.einsum("bd,tjd->tbj", with_bias(h), w)) - y.T.unsqueeze(-1)
+    w_h = w[..., :-1]  # (T, J, F)
+    mu = resid @ w_h / n_samples  # (T, B, F)
+    var = resid.square() @ w_h.square() / n_samples - mu.square()
+    return mu.transpose(0, 1), var.transpose(0, 1)
 
 
-def multiclass_gradient_moments(
-    h: Tensor, y: Tensor, mean: Tensor, cov: Tensor, n_samples: int, generator=None
-) -> tuple[Tensor, Tensor]:
+def multiclass_gradient_moments(h: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     """Monte Carlo moments of ``g = sum_c w_c (softmax_c - onehot_c)`` for one task.
 
+    ``E[g_f^2] = sum_{c,c'} E_j[r_bjc r_bjc' w_jcf w_jc'f]``: matrix products over
+    ``(j, c, c')``, no ``(B, J, F)`` tensor.
+
     Parameters
     ----------
-    h : Tensor (B, F); y : Tensor (B,) of class indices; mean : Tensor (C, F + 1);
-    cov : Tensor (C (F + 1), C (F + 1)) over the row-major flattened weights;
-    n_samples : int (J).
+    h : Tensor (B, F)
+        Shared representation.
+    y : Tensor (B,)
+        Class indices.
+    w : Tensor (J, C, F + 1)
+        Posterior draws of the head weights, bias last.
 
     Returns
     -------
     mu, var : Tensor of shape (B, F)
     """
-    n_classes = mean.shape[0]
-    w = _weight_samples(mean.reshape(-1), cov, n_samples, generator)
-    w = w.reshape(n_samples, n_classes, -1)  # (J, C, D)
+    n_samples, n_classes, _ = w.shape
     logits = torch.einsum("bd,jcd->bjc", with_bias(h), w)
-    resid = torch.softmax(logits, -1) - torch.nn.functional.one_hot(y, n_classes).unsqueeze(1)
-    g = torch.einsum("bjc,jcf->bjf", resid.to(w.dtype), w[..., :-1])
-    mu = g.mean(1)
-    return mu, (g.square().mean(1) - mu.square())
+    onehot = torch.nn.functional.one_hot(y, n_classes).to(w.dtype).unsqueeze(1)
+    resid = torch.softmax(logits, -1) - onehot  # (B, J, C)
+    w_h = w[..., :-1]  # (J, C, F)
+    mu = resid.reshape(len(h), -1) @ w_h.reshape(-1, w_h.shape[-1]) / n_samples
+    pairs_r = (resid.unsqueeze(-1) * resid.unsqueeze(-2)).reshape(len(h), -1)  # (B, J C C)
+    pairs_w = (w_h.unsqueeze(2) * w_h.unsqueeze(1)).reshape(-1, w_h.shape[-1])  # (J C C, F)
+    return mu, pairs_r @ pairs_w / n_samples - mu.square()
 
 
 # ------------------------------------------------------------------------ posteriors
+def binary_curvature(h: Tensor, y: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradient and GGN of the summed NLL of ``T`` binary linear heads at once.
+
+    Parameters
+    ----------
+    h : Tensor (B, F)
+        Shared representation.
+    y : Tensor (B, T)
+        0/1 labels, NaN where missing (those rows do not count for the task).
+    weight : Tensor (T, F + 1)
+        Current head weights, bias last.
+
+    Returns
+    -------
+    grad : Tensor (T, F + 1), ggn : Tensor (T, F + 1, F + 1)
+        ``sum_n (p_n - y_n) [h_n, 1]`` and ``sum_n p_n (1 - p_n) [h_n, 1] [h_n, 1]^T``
+        over each task's labelled rows.
+    """
+    hb = with_bias(h)
+    labelled = ~torch.isnan(y)
+    p = torch.sigmoid(hb @ weight.T)  # (B, T)
+    resid = torch.where(labelled, p - torch.nan_to_num(y), 0.0)
+    curvature = torch.where(labelled, p * (1 - p), 0.0)
+    ggn = (curvature.T.unsqueeze(-1) * hb).transpose(1, 2) @ hb  # (T, D, D)
+    return resid.T @ hb, ggn
+
+
+def classification_curvature(h: Tensor, y: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradient and generalised Gauss-Newton matrix of one linear head's summed NLL.
+
+    ``GGN = sum_n J_n^T H_n J_n`` with ``J_n = I_C (x) [h_n, 1]^T`` and
+    ``H_n = diag(p) - p p^T`` (softmax) or ``p (1 - p)`` (sigmoid, ``C = 1``);
+    ``grad = sum_n J_n^T (p_n - y_n)``. Both in row-major ``vec(W)`` order, so
+    sums over row chunks add up. Memory is ``O(B C^2 D)``, never ``O(B D^2)``.
+
+    Parameters
+    ----------
+    h : Tensor (B, F); y : Tensor (B,) labels (0/1, or class indices);
+    weight : Tensor (C, F + 1), bias last.
+
+    Returns
+    -------
+    grad : Tensor (C (F + 1),), ggn : Tensor (C (F + 1), C (F + 1))
+    """
+    n_classes, dim = weight.shape
+    if n_classes == 1:
+        grad, ggn = binary_curvature(h, y.to(h.dtype).unsqueeze(-1), weight)
+        return grad[0], ggn[0]
+    hb = with_bias(h)
+    p = torch.softmax(hb @ weight.T, -1)  # (B, C)
+    resid = p - torch.nn.functional.one_hot(y, n_classes).to(p.dtype)
+    curvature = torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)  # (B, C, C)
+    weighted = curvature.unsqueeze(-1) * hb[:, None, None, :]  # (B, C, C, D)
+    blocks = weighted.reshape(len(hb), -1).T @ hb  # (C C D, D): sum_b H_bij h_bd h_be
+    ggn = blocks.reshape(n_classes, n_classes, dim, dim).permute(0, 2, 1, 3)
+    return (resid.T @ hb).reshape(-1), ggn.reshape(n_classes * dim, n_classes * dim)
+
+
+def newton_step(weight, grad, ggn, prior_mean, prior_precision) -> tuple[Tensor, Tensor]:
+    """Posterior ``N(W - Lambda^-1 a, Lambda^-1)`` of ALGORITHMS.md §4.
+
+    ``Lambda = GGN + Lambda_0`` and ``a = grad + Lambda_0 (W - mu_0)``; works on
+    one head (vectors ``(P,)``) or a batch of heads (``(T, P)``).
+    Returns the mean and the precision.
+    """
+    mean, precision, _ = factorised_newton_step(weight, grad, ggn, prior_mean, prior_precision)
+    return mean, precision
+
+
+def factorised_newton_step(weight, grad, ggn, prior_mean, prior_precision):
+    """:func:`newton_step` that also returns the precision's Cholesky factor."""
+    w = weight.reshape(grad.shape)
+    precision = ggn + prior_precision
+    a = grad + (prior_precision @ (w - prior_mean).unsqueeze(-1)).squeeze(-1)
+    chol = torch.linalg.cholesky(precision)
+    step = torch.cholesky_solve(a.unsqueeze(-1), chol).squeeze(-1)
+    return w - step, precision, chol
+
+
 def classification_posterior(
     h: Tensor,
     y: Tensor,
@@ -139,8 +238,8 @@ def classification_posterior(
 
     ``Lambda = sum_n J_n^T H_n J_n + Lambda_0`` with ``H_n = diag(p) - p p^T``
     (softmax) or ``p (1 - p)`` (sigmoid), ``a = grad L(W) + Lambda_0 (W - mu_0)``,
-    posterior ``N(W - Lambda^-1 a, Lambda^-1)`` (ALGORITHMS.md §4). ``L`` is the
-    summed negative log-likelihood of the batch.
+    posterior ``N(W - Lambda^-1 a, Lambda^-1)`` (ALGORITHMS.md §4), with ``L``
+    the summed negative log-likelihood of the rows given.
 
     Parameters
     ----------
@@ -156,25 +255,8 @@ def classification_posterior(
     -------
     mean : Tensor (C (F + 1),), precision : Tensor (C (F + 1), C (F + 1))
     """
-    hb = with_bias(h)
-    logits = hb @ weight.T  # (B, C)
-    if weight.shape[0] == 1:  # binary: sigmoid likelihood
-        p = torch.sigmoid(logits)
-        resid = p - y.unsqueeze(-1).to(p.dtype)
-        curvature = (p * (1 - p)).unsqueeze(-1)  # (B, 1, 1)
-    else:
-        p = torch.softmax(logits, -1)
-        resid = p - torch.nn.functional.one_hot(y, weight.shape[0]).to(p.dtype)
-        curvature = torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)  # (B, C, C)
-    # J_n = I_C (x) h_n^T, so J^T H J = H (x) h h^T, in row-major vec(W) order.
-    ggn = torch.einsum("bij,bd,be->idje", curvature, hb, hb).reshape(
-        prior_precision.shape
-    )
-    grad = (resid.T @ hb).reshape(-1)  # d L / d vec(W)
-    precision = ggn + prior_precision
-    a = grad + prior_precision @ (weight.reshape(-1) - prior_mean)
-    step = torch.cholesky_solve(a.unsqueeze(-1), torch.linalg.cholesky(precision)).squeeze(-1)
-    return weight.reshape(-1) - step, precision
+    grad, ggn = classification_curvature(h, y, weight)
+    return newton_step(weight, grad, ggn, prior_mean, prior_precision)
 
 
 # ----------------------------------------------------------------------- aggregation
@@ -222,9 +304,11 @@ class BayesAgg(GradientAggregator):
         :class:`~sk_mtbnn.BayesAggMTLRegressor` and
         :class:`~sk_mtbnn.BayesAggMTLClassifier`). The paper's experiments
         used 5e-3 on their (large) representations.
-    tau : float, default=1.0
+    tau : float or "auto", default="auto"
         Standard deviation of the observation noise of the regression
-        posteriors during training (targets are standardised).
+        posteriors during training (targets are standardised). ``"auto"``
+        starts at 1 and sets it, after every epoch, to the residual standard
+        deviation of the full-data posterior.
     s_regression : float, default=0.5
         Precision exponent for regression tasks, in (0, 1].
     s_classification : float, default=0.5
@@ -259,7 +343,7 @@ class BayesAgg(GradientAggregator):
     def __init__(
         self,
         gamma: float = 1.0,
-        tau: float = 1.0,
+        tau: float | str = "auto",
         s_regression: float = 0.5,
         s_classification: float = 0.5,
         n_mc_samples: int = 64,
@@ -318,6 +402,8 @@ def check_bayesagg(agg: BayesAgg) -> None:
     """Validate the hyper-parameters of a BayesAgg aggregator, with clear errors."""
     for name in ("gamma", "tau"):
         value = getattr(agg, name)
+        if name == "tau" and value == "auto":
+            continue
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"BayesAgg {name} must be a positive number; got {value!r}.")
     for name in ("s_regression", "s_classification"):

@@ -6,6 +6,7 @@ from ._synthetic import (
     currin,
     forrester,
     make_multifidelity,
+    make_multitask_classification,
     make_multitask_regression,
 )
 
@@ -16,5 +17,6 @@ __all__ = [
     "load_enb",
     "load_slump",
     "make_multifidelity",
+    "make_multitask_classification",
     "make_multitask_regression",
 ]

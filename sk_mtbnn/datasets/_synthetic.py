@@ -225,9 +225,10 @@ def make_multitask_regression(
     amp = rng.standard_normal((n_functions, n_rff)) * np.sqrt(2.0 / n_rff)
     mixing = np.zeros((n_tasks, n_functions))
     group_weights = rng.standard_normal((n_groups, n_latent))
+    group_weights /= np.linalg.norm(group_weights, axis=1, keepdims=True)
     for t, g in enumerate(groups):
-        # Tasks of a group share mixing weights up to a 30% perturbation.
-        weights = group_weights[g] + 0.3 * rng.standard_normal(n_latent)
+        # Tasks of a group share a unit mixing direction up to a 30% perturbation.
+        weights = group_weights[g] + 0.3 * rng.standard_normal(n_latent) / np.sqrt(n_latent)
         mixing[t, g * n_latent : (g + 1) * n_latent] = weights
         mixing[t, n_groups * n_latent + t] = 0.2 * np.linalg.norm(weights)
     # Normalise each task to unit variance over the input distribution.
@@ -253,3 +254,69 @@ def make_multitask_regression(
     if missing_fraction:
         y[rng.uniform(size=y.shape) < missing_fraction] = np.nan
     return (X, y, function) if return_function else (X, y)
+
+
+def make_multitask_classification(
+    n_samples=1000,
+    *,
+    n_features=10,
+    n_tasks=6,
+    conflict=0.5,
+    label_noise=(0.0, 0.3),
+    random_state=None,
+):
+    """Binary tasks that share structure but pull the representation apart.
+
+    Each task labels ``1[f_t(x) > 0]`` where ``f_t`` comes from
+    :func:`make_multitask_regression` with two task groups: the second
+    group's functions are ``-conflict`` times the first group's plus a part of
+    their own, so the groups want partly opposite features from a shared
+    representation. Labels are then flipped at random with a task-specific
+    rate spread evenly over ``label_noise``: some tasks are clean, others
+    noisy, so their gradients differ in reliability.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of rows.
+    n_features : int, default=10
+        Number of inputs (uniform on the unit cube).
+    n_tasks : int, default=6
+        Number of binary tasks (split into two groups).
+    conflict : float, default=0.5
+        Strength of the opposition between the groups, in [0, 1].
+    label_noise : tuple of float, default=(0.0, 0.3)
+        Smallest and largest label-flip probability over the tasks.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the functions, inputs and label noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples, n_tasks)
+        0/1 labels.
+
+    Examples
+    --------
+    >>> from sk_mtbnn.datasets import make_multitask_classification
+    >>> X, y = make_multitask_classification(200, random_state=0)
+    >>> X.shape, y.shape, sorted(set(y.ravel().tolist()))
+    ((200, 10), (200, 6), [0, 1])
+    """
+    rng = check_random_state(random_state)
+    half = n_tasks // 2
+    groups = [0] * half + [1] * (n_tasks - half)
+    X, _, f = make_multitask_regression(
+        n_samples,
+        n_features=n_features,
+        task_groups=groups,
+        noise=0.0,
+        random_state=rng,
+        return_function=True,
+    )
+    values = f(X)
+    values[:, half:] = values[:, half:] - conflict * values[:, : n_tasks - half]
+    y = (values > np.median(values, axis=0)).astype(int)
+    rates = np.linspace(label_noise[0], label_noise[1], n_tasks)
+    flips = rng.uniform(size=y.shape) < rates
+    return X, np.where(flips, 1 - y, y)

@@ -1,5 +1,6 @@
 """The public scikit-learn estimators."""
 
+from .bayesagg import BayesAggMTLClassifier, BayesAggMTLRegressor
 from .sparse_mtbnn import SparseMultiTaskBNNRegressor
 
-__all__ = ["SparseMultiTaskBNNRegressor"]
+__all__ = ["BayesAggMTLClassifier", "BayesAggMTLRegressor", "SparseMultiTaskBNNRegressor"]

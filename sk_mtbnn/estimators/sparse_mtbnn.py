@@ -2,63 +2,27 @@
 
 from __future__ import annotations
 
-import math
 import numbers
-from typing import NamedTuple
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._training.callbacks import build_callbacks
-from .._training.loader import TensorBatchLoader
 from .._training.net import MultiTaskNet, TaskLosses
 from .._validation import (
     check_choice,
-    check_fraction,
     check_layer_sizes,
     check_positive_float,
     check_positive_int,
-    check_regression_targets,
 )
 from ..aggregators import resolve_aggregator
-from ..nn.backbone import ACTIVATIONS
-from ..nn.blr import LinearStats, heldout_noise_var, linear_stats
+from ..aggregators.bayesagg import BayesAgg, check_bayesagg
 from ..nn.covariance import COVARIANCES
 from ..nn.heads import HEADS
 from ..nn.network import MultiTaskNetwork
-from ._gp_api import GPLikeRegressorMixin
-from ._torch_utils import inference_copy, iter_chunks, predict_in_chunks, resolve_optimizer
-
-#: Number of optimiser steps that ``max_epochs='auto'`` aims at.
-AUTO_STEPS = 3000
-#: Largest batch of ``batch_size='auto'``.
-AUTO_BATCH = 128
-#: Fewest held-out labels of a task for its noise to be chosen on them.
-MIN_CALIBRATION_LABELS = 10
+from ._regression import MultiTaskRegressorBase, TrainingData
 
 
-class _TrainingData(NamedTuple):
-    """Standardised training data and the settings derived from it."""
-
-    X: np.ndarray  # all rows with at least one label (float32, standardised)
-    Y: np.ndarray
-    train: tuple  # (X, Y) rows the network is trained on
-    valid: tuple | None  # (X, Y) held-out rows, or None
-    task_columns: list
-    reg_weight: np.ndarray
-    kl_weight: np.ndarray
-    n_labelled: np.ndarray  # labels per task in the training rows
-    seed: int
-    params: dict
-
-
-class SparseMultiTaskBNNRegressor(
-    GPLikeRegressorMixin, MultiOutputMixin, RegressorMixin, BaseEstimator
-):
+class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
     """Multi-task Bayesian neural-network regressor with VBLL heads.
 
     A shared MLP backbone with one binary mask per task and weight (all ones
@@ -265,136 +229,20 @@ class SparseMultiTaskBNNRegressor(
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y):
-        """Fit the network to ``X`` and the (possibly partly missing) targets ``y``.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Training inputs; standardised internally.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Targets, one column per task; NaN marks a missing label. Each
-            task's loss uses only its labelled rows.
-
-        Returns
-        -------
-        self : SparseMultiTaskBNNRegressor
-            The fitted estimator.
-        """
-        data = self._prepare(X, y)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(data.seed)
-            module = self._build_module(data)
-            self._train(module, data)
-        return self
-
-    def _prepare(self, X, y) -> _TrainingData:
-        """Validate and standardise the data, split off validation rows."""
-        X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
-        Y = check_regression_targets(y, X, type(self).__name__)
-        self.n_tasks_ = Y.shape[1]
-        task_columns = self._resolve_task_inputs(X.shape[1])
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        keep = ~np.all(np.isnan(Y), axis=1)  # rows without any label teach nothing
-        X, Y = X[keep], Y[keep]
-        if len(X) < 2:
-            raise ValueError(
-                f"Only {len(X)} row(s) of y carry a label (the others are all NaN); at least "
-                "2 labelled rows are needed."
-            )
-        params = self._check_params(len(X))
-        self._x_mean = X.mean(0)
-        self._x_scale = _nonzero(X.std(0))
-        if self.normalize_y:
-            self._y_mean = np.nanmean(Y, axis=0)
-            self._y_scale = _nonzero(np.nanstd(Y, axis=0))
-        else:
-            self._y_mean = np.zeros(self.n_tasks_)
-            self._y_scale = np.ones(self.n_tasks_)
-        X_all = ((X - self._x_mean) / self._x_scale).astype(np.float32)
-        Y_all = ((Y - self._y_mean) / self._y_scale).astype(np.float32)
-
-        valid = None
-        X_train, Y_train = X_all, Y_all
-        if params["validation_fraction"] is not None:
-            X_train, Xv, Y_train, Yv = train_test_split(
-                X_all, Y_all, test_size=params["validation_fraction"], random_state=seed
-            )
-            valid = (Xv, Yv)
-        n_labelled = (~np.isnan(Y_train)).sum(0)
-        if np.any(n_labelled == 0):
-            raise ValueError(
-                "After holding out validation_fraction of the rows, "
-                f"task {int(np.argmin(n_labelled))} has no training label left. "
-                "Lower validation_fraction or set it to None."
-            )
-        if params["reg_weight"] == "auto":
-            reg_weight = 1.0 / n_labelled
-            # Weight of the KL term against the full-data likelihood: 1 for
-            # the plain ELBO, N_t * reg_weight otherwise.
-            kl_weight = np.ones(self.n_tasks_)
-        else:
-            reg_weight = np.full(self.n_tasks_, params["reg_weight"])
-            kl_weight = reg_weight * (~np.isnan(Y_all)).sum(0)
-        return _TrainingData(
-            X_all,
-            Y_all,
-            (X_train, Y_train),
-            valid,
-            task_columns,
-            reg_weight,
-            kl_weight,
-            n_labelled,
-            seed,
-            params,
-        )
-
-    def _train(self, module: MultiTaskNetwork, data: _TrainingData, max_epochs=None) -> None:
-        """Train ``module`` on ``data`` through a new skorch net (``net_``)."""
-        params = dict(data.params)
-        if max_epochs is not None:
-            params["max_epochs"] = max_epochs
-        self.net_ = self._build_net(module, data.reg_weight, len(data.train[0]), data.valid, params)
-        self.net_.aggregator.reset(data.n_labelled, torch.Generator().manual_seed(data.seed))
-        self.net_.fit(*data.train)
-        self._after_training(data)
+    def _prepare_inputs(self, X) -> None:
+        self._task_columns = self._resolve_task_inputs(X.shape[1])
 
     def _check_params(self, n_samples: int) -> dict:
-        check_layer_sizes(self.hidden_layer_sizes, "hidden_layer_sizes")
+        params = self._check_training_params(n_samples)
         check_layer_sizes(self.branch_layer_sizes, "branch_layer_sizes")
-        check_choice(self.activation, "activation", sorted(ACTIVATIONS))
         check_choice(self.head, "head", HEADS)
         check_choice(self.covariance, "covariance", COVARIANCES)
         check_positive_int(self.covariance_rank, "covariance_rank")
         check_positive_float(self.prior_scale, "prior_scale")
         check_positive_float(self.wishart_scale, "wishart_scale")
         check_positive_float(self.wishart_dof, "wishart_dof")
-        check_positive_float(self.learning_rate, "learning_rate")
-        check_positive_float(self.weight_decay, "weight_decay", allow_zero=True)
-        check_positive_int(self.n_iter_no_change, "n_iter_no_change")
-        resolve_optimizer(self.optimizer)
-        params = {}
-        if self.reg_weight == "auto":
-            params["reg_weight"] = "auto"
-        else:
-            params["reg_weight"] = check_positive_float(self.reg_weight, "reg_weight")
-        params["validation_fraction"] = (
-            None
-            if self.validation_fraction is None
-            else check_fraction(self.validation_fraction, "validation_fraction")
-        )
-        n_train = n_samples
-        if params["validation_fraction"] is not None:
-            n_train = max(1, int(n_samples * (1 - params["validation_fraction"])))
-        if self.batch_size == "auto":
-            params["batch_size"] = min(AUTO_BATCH, n_train)
-        else:
-            params["batch_size"] = check_positive_int(self.batch_size, "batch_size")
-        if self.max_epochs == "auto":
-            steps_per_epoch = math.ceil(n_train / params["batch_size"])
-            params["max_epochs"] = max(10, math.ceil(AUTO_STEPS / steps_per_epoch))
-        else:
-            params["max_epochs"] = check_positive_int(self.max_epochs, "max_epochs")
+        if self.reg_weight != "auto":
+            check_positive_float(self.reg_weight, "reg_weight")
         return params
 
     def _resolve_task_inputs(self, n_features: int) -> list[list[int]]:
@@ -447,7 +295,7 @@ class SparseMultiTaskBNNRegressor(
             )
         return resolved
 
-    def _build_module(self, data: _TrainingData) -> MultiTaskNetwork:
+    def _build_module(self, data: TrainingData) -> MultiTaskNetwork:
         # The noise starts at the targets' spread (ALGORITHMS.md §1), not at
         # the original code's random e^-9..e^9.
         noise_std = float(np.nanmean(np.nanstd(data.train[1], axis=0))) or 1.0
@@ -457,7 +305,7 @@ class SparseMultiTaskBNNRegressor(
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
             branch_layer_sizes=tuple(self.branch_layer_sizes),
             activation=self.activation,
-            task_columns=data.task_columns,
+            task_columns=self._task_columns,
             head=self.head,
             head_kwargs={
                 "covariance": self.covariance,
@@ -470,169 +318,39 @@ class SparseMultiTaskBNNRegressor(
             },
         )
 
-    def _build_net(self, module, reg_weight, n_train, valid, params) -> MultiTaskNet:
-        from skorch.dataset import Dataset
-        from skorch.helper import predefined_split
+    def _reg_weight(self, data: TrainingData) -> np.ndarray:
+        if self.reg_weight == "auto":
+            return 1.0 / data.n_labelled
+        return np.full(self.n_tasks_, float(self.reg_weight))
 
-        batch_size = min(params["batch_size"], n_train)
-        steps_per_epoch = math.ceil(n_train / batch_size)
-        # Patience counts epochs, but never fewer than a tenth of the automatic
-        # step budget: with one step per epoch, 20 epochs are 20 noisy steps.
-        patience = max(self.n_iter_no_change, math.ceil(0.1 * AUTO_STEPS / steps_per_epoch))
-        callbacks = build_callbacks(
-            total_steps=params["max_epochs"] * steps_per_epoch,
-            early_stopping=valid is not None,
-            patience=patience,
-            progress_bar=self.verbose >= 2,
-        )
-        return MultiTaskNet(
-            module=module,
-            criterion=TaskLosses(torch.as_tensor(reg_weight, dtype=torch.float32)),
-            optimizer=resolve_optimizer(self.optimizer),
-            lr=self.learning_rate,
-            optimizer__param_groups=[("head.*", {"weight_decay": 0.0})],
-            optimizer__weight_decay=self.weight_decay,
-            **_foreach_kwargs(self.optimizer),
-            max_epochs=params["max_epochs"],
-            batch_size=batch_size,
-            iterator_train=TensorBatchLoader,
-            iterator_train__shuffle=True,
-            iterator_valid=TensorBatchLoader,
-            train_split=None if valid is None else predefined_split(Dataset(*valid)),
-            callbacks=callbacks,
-            device=self.device,
-            verbose=int(self.verbose >= 1),
-            aggregator=resolve_aggregator(self.aggregator),
-        )
+    def _kl_weight(self, data: TrainingData) -> np.ndarray:
+        # Weight of the KL term against the full-data likelihood: 1 for the
+        # plain ELBO (reg_weight='auto'), N_t * reg_weight otherwise.
+        if self.reg_weight == "auto":
+            return np.ones(self.n_tasks_)
+        return self._reg_weight(data) * (~np.isnan(data.Y)).sum(0)
 
-    def _after_training(self, data: _TrainingData) -> None:
-        self.history_ = self.net_.history
-        self.n_epochs_ = len(self.history_)
-        module = self.net_.module_
-        if not all(torch.isfinite(p).all() for p in module.parameters()):
-            raise RuntimeError(
-                "Training diverged: the network's weights are not finite. Lower "
-                f"learning_rate (now {self.learning_rate}) or keep normalize_y=True."
-            )
-        module.backbone.apply_masks_to_weights()
-        head = module.head
-        if self.refine_head:
-            self._refine_head(data)
-        with torch.no_grad():
-            self.noise_std_ = np.sqrt(head.noise_var().double().cpu().numpy()) * self._y_scale
-        self.elbo_ = self._training_elbo(data.X, data.Y)
-
-    def _refine_head(self, data: _TrainingData) -> None:
-        """Closed-form head posterior given the final features (``refine_head``).
-
-        Computed in float64 on a copy, then written back into the network.
-        """
-        module = inference_copy(self.net_.module_)
-        head = module.head
-        train = _head_statistics(module, *data.train)
-        stats = train
-        if data.valid is not None:
-            Xv, Yv = (torch.as_tensor(a, dtype=torch.float64) for a in data.valid)
-            with torch.no_grad():
-                phi_valid = module(Xv)
-            if self.head == "gaussian":
-                noise_var = heldout_noise_var(
-                    train,
-                    phi_valid,
-                    Yv,
-                    head.prior_var,
-                    head.noise_var().detach(),
-                    MIN_CALIBRATION_LABELS,
+    def _build_training_net(self, module: MultiTaskNetwork, data: TrainingData) -> MultiTaskNet:
+        aggregator = resolve_aggregator(self.aggregator)
+        if isinstance(aggregator, BayesAgg):
+            check_bayesagg(aggregator)
+            if self.head != "gaussian" or not module.heads_on_shared_representation:
+                raise ValueError(
+                    "aggregator='bayesagg' needs the task heads to sit directly on one shared "
+                    "representation with Gaussian noise: use head='gaussian', "
+                    "branch_layer_sizes=(), no task_inputs and unpruned masks, or choose "
+                    "another aggregator."
                 )
-                with torch.no_grad():
-                    head.log_noise_std.copy_(0.5 * torch.log(noise_var))
-            stats = train + linear_stats(phi_valid, Yv)
-        head.condition_on(stats, torch.as_tensor(data.kl_weight, dtype=torch.float64))
-        with torch.no_grad():
-            for target, source in zip(self.net_.module_.head.parameters(), head.parameters()):
-                target.copy_(source.to(target.dtype))
+        reg_weight = torch.as_tensor(self._reg_weight(data), dtype=torch.float32)
+        return self._build_net(
+            MultiTaskNet,
+            module,
+            TaskLosses(reg_weight),
+            len(data.train[0]),
+            data.valid,
+            data.params,
+            aggregator=aggregator,
+        )
 
-    def _training_elbo(self, Xs, Ys) -> float:
-        """ELBO of the training targets in the units of y (nats)."""
-        module = inference_copy(self.net_.module_)
-        total = 0.0
-        with torch.no_grad():
-            for x, y in iter_chunks(Xs, Ys):
-                lab = ~torch.isnan(y)
-                nll = module.head.expected_nll(module(x), torch.where(lab, y, 0.0))
-                total -= float((nll * lab.T).sum())
-            total -= float(module.head.kl_divergence().sum())
-        # The log-likelihood of standardised targets, back in units of y.
-        return total - float(np.sum((~np.isnan(Ys)).sum(0) * np.log(self._y_scale)))
-
-    # ---------------------------------------------------------- inference
-    def _inference(self):
-        check_is_fitted(self)
-        return inference_copy(self.net_.module_, self.device)
-
-    def _scaled_tensor(self, X) -> torch.Tensor:
-        return torch.as_tensor((X - self._x_mean) / self._x_scale, dtype=torch.float64)
-
-    def _moments(self, X):
-        module = self._inference()
-        pred = predict_in_chunks(lambda x: module.predict(x), self._scaled_tensor(X), self.device)
-        mean = pred[0].T * self._y_scale + self._y_mean
-        scale2 = self._y_scale**2
-        return mean, pred[1].T * scale2, pred[2].T * scale2
-
-    def _joint_covariance(self, X):
-        module = self._inference()
-        with torch.no_grad():
-            phi = module(self._scaled_tensor(X).to(self.device))
-            cov = module.head.joint_covariance(phi).cpu().numpy()  # (T, m, m)
-        return np.moveaxis(cov, 0, -1) * self._y_scale**2
-
-    def _samples(self, X, n_samples, generator):
-        module = self._inference()
-        with torch.no_grad():
-            phi = module(self._scaled_tensor(X).to(self.device))
-            draws = module.head.sample(phi, n_samples, generator).cpu().numpy()  # (n, T, m)
-        draws = draws * self._y_scale[:, None] + self._y_mean[:, None]
-        return np.transpose(draws, (2, 1, 0))
-
-    @property
-    def masks_(self):
-        """Backbone masks per task and layer: ``masks_[t][l] = (weight, bias)``."""
-        check_is_fitted(self)
-        pairs = [
-            (w.detach().cpu().numpy() > 0.5, b.detach().cpu().numpy() > 0.5)
-            for w, b in self.net_.module_.backbone.masks()
-        ]
-        return [[(w[t], b[t]) for w, b in pairs] for t in range(self.n_tasks_)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        return tags
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "net_")
-
-
-def _head_statistics(module, X: np.ndarray, Y: np.ndarray) -> LinearStats:
-    """Sufficient statistics of the head inputs, accumulated over row chunks."""
-    stats = None
-    with torch.no_grad():
-        for x, y in iter_chunks(X, Y):
-            part = linear_stats(module(x), y)
-            stats = part if stats is None else stats + part
-    return stats
-
-
-def _foreach_kwargs(optimizer) -> dict:
-    # The multi-tensor implementation of the built-in optimisers is faster on
-    # CPU too; user-given optimiser classes receive no extra argument.
-    return {"optimizer__foreach": True} if isinstance(optimizer, str) else {}
-
-
-def _nonzero(scale: np.ndarray) -> np.ndarray:
-    """Replace zero (constant-column) scales by 1, as scikit-learn's scalers do."""
-    scale = np.asarray(scale, dtype=np.float64).copy()
-    scale[~np.isfinite(scale) | (scale < 10 * np.finfo(np.float64).eps)] = 1.0
-    return scale
+    def _refines_head(self) -> bool:
+        return self.refine_head

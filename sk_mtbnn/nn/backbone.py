@@ -120,11 +120,18 @@ class MaskedMLP(nn.Module):
                 layer.bias.mul_(b_mask.amax(0))
 
     # -- forward -------------------------------------------------------------
+    def shared_forward(self, x: Tensor) -> Tensor:
+        """The one shared output ``(B, H)``; only defined while every mask is ones."""
+        if not self.is_dense():
+            raise RuntimeError("The backbone is pruned: each task has its own representation.")
+        h = x
+        for layer in self.layers:
+            h = self.activation(layer(h))
+        return h
+
     def forward(self, x: Tensor) -> Tensor:
         if self.is_dense():
-            h = x
-            for layer in self.layers:
-                h = self.activation(layer(h))
+            h = self.shared_forward(x)
             return h.unsqueeze(0).expand(self.n_tasks, *h.shape)
         h = x.unsqueeze(0).expand(self.n_tasks, *x.shape)
         for layer, (w_mask, b_mask) in zip(self.layers, self.masks()):

@@ -74,6 +74,19 @@ def posterior(
     return mean, precision
 
 
+def residual_variance(stats: LinearStats, mean: Tensor) -> Tensor:
+    """Mean squared residual of ``y`` around ``Phi m`` per task, from the statistics.
+
+    ``(y^T y - 2 m^T Phi^T y + m^T Phi^T Phi m) / N``.
+    """
+    rss = (
+        stats.yy
+        - 2 * (mean * stats.moment).sum(-1)
+        + torch.einsum("td,tde,te->t", mean, stats.gram, mean)
+    )
+    return rss / stats.count.clamp_min(1)
+
+
 def isotropic_prior(n_tasks: int, dim: int, prior_var: float, like: Tensor):
     """Zero mean and precision ``I / prior_var`` for ``n_tasks`` heads of ``dim`` weights."""
     eye = torch.eye(dim, dtype=like.dtype, device=like.device)

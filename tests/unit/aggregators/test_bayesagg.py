@@ -8,10 +8,13 @@ import torch.nn.functional as F
 
 from sk_mtbnn.aggregators.bayesagg import (
     BayesAgg,
+    binary_curvature,
     binary_gradient_moments,
     check_bayesagg,
     classification_posterior,
     multiclass_gradient_moments,
+    newton_step,
+    posterior_samples,
     precision_weighted_mean,
     regression_gradient_moments,
 )
@@ -56,9 +59,10 @@ def test_regression_moments_match_monte_carlo_with_the_bias():
     for t in range(T):
         w = torch.distributions.MultivariateNormal(mean[t], cov[t]).sample((n,))
         # The squared loss of a head with bias: l = (y - w^T [h, 1])^2.
-        g = mc_gradients(h, lambda hh, w: (y[:, t] - with_bias(hh) @ w).square(), w[:2000])
-        assert torch.allclose(g, 2 * w[:2000, None, :F_] * ((with_bias(h) @ w[:2000].T).T
-                                                              - y[:, t])[..., None])
+        g = mc_gradients(h, lambda hh, w, t=t: (y[:, t] - with_bias(hh) @ w).square(), w[:2000])
+        assert torch.allclose(
+            g, 2 * w[:2000, None, :F_] * ((with_bias(h) @ w[:2000].T).T - y[:, t])[..., None]
+        )
         # All draws, in closed form per draw (checked against autograd above).
         g = 2 * w[:, None, :F_] * ((with_bias(h) @ w.T).T - y[:, t])[..., None]  # (n, B, F)
         assert within_mc_error(mu[:, t], g)
@@ -82,12 +86,14 @@ def test_binary_moments_match_a_large_sample_estimate():
     h = torch.randn(B, F_, generator=gen, dtype=D64)
     y = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0], dtype=D64)
     mean, cov = random_gaussian(F_ + 1, seed=5)
-    mu, var = binary_gradient_moments(h, y, mean, cov, n_samples=20_000,
-                                      generator=torch.Generator().manual_seed(6))
+    draws = posterior_samples(mean, torch.linalg.inv(cov), 20_000, torch.Generator().manual_seed(6))
+    mu, var = binary_gradient_moments(h, y[:, None], draws[None])
+    mu, var = mu[:, 0], var[:, 0]
     w = torch.distributions.MultivariateNormal(mean, cov).sample((4000,))
     g = mc_gradients(
-        h, lambda hh, w: F.binary_cross_entropy_with_logits(with_bias(hh) @ w, y,
-                                                            reduction="none"), w
+        h,
+        lambda hh, w: F.binary_cross_entropy_with_logits(with_bias(hh) @ w, y, reduction="none"),
+        w,
     )
     # Two independent Monte Carlo estimates (20,000 and 4,000 draws): their
     # difference has standard error sqrt(1/20000 + 1/4000) * sd; allow 5.
@@ -103,12 +109,14 @@ def test_multiclass_moments_match_a_large_sample_estimate():
     h = torch.randn(B, F_, generator=gen, dtype=D64)
     y = torch.tensor([0, 2, 1, 2])
     mean_flat, cov = random_gaussian(C * (F_ + 1), seed=8, scale=0.3)
-    mean = mean_flat.reshape(C, F_ + 1)
-    mu, var = multiclass_gradient_moments(h, y, mean, cov, n_samples=20_000,
-                                          generator=torch.Generator().manual_seed(9))
+    draws = posterior_samples(
+        mean_flat, torch.linalg.inv(cov), 20_000, torch.Generator().manual_seed(9)
+    )
+    mu, var = multiclass_gradient_moments(h, y, draws.reshape(20_000, C, F_ + 1))
     w = torch.distributions.MultivariateNormal(mean_flat, cov).sample((4000,))
     g = mc_gradients(
-        h, lambda hh, w: F.cross_entropy(with_bias(hh) @ w.reshape(C, -1).T, y, reduction="none"),
+        h,
+        lambda hh, w: F.cross_entropy(with_bias(hh) @ w.reshape(C, -1).T, y, reduction="none"),
         w,
     )
     sd = g.std(0)
@@ -122,8 +130,11 @@ def test_classification_posterior_is_the_ggn_newton_step(n_classes):
     F_, B = 3, 12
     gen = torch.Generator().manual_seed(10)
     h = torch.randn(B, F_, generator=gen, dtype=D64)
-    y = (torch.randint(0, 2, (B,), generator=gen) if n_classes == 1
-         else torch.randint(0, n_classes, (B,), generator=gen))
+    y = (
+        torch.randint(0, 2, (B,), generator=gen)
+        if n_classes == 1
+        else torch.randint(0, n_classes, (B,), generator=gen)
+    )
     W = 0.5 * torch.randn(n_classes, F_ + 1, generator=gen, dtype=D64)
     P = n_classes * (F_ + 1)
     mu0 = 0.1 * torch.randn(P, generator=gen, dtype=D64)
@@ -189,8 +200,12 @@ def test_s_to_zero_gives_the_plain_mean_over_labelled_tasks():
 
 
 def test_sample_without_labels_gets_zero_gradient():
-    g, w = precision_weighted_mean(torch.ones(2, 2, 3), torch.ones(2, 2, 3),
-                                   torch.tensor([[True, False], [False, False]]), s=0.5)
+    g, w = precision_weighted_mean(
+        torch.ones(2, 2, 3),
+        torch.ones(2, 2, 3),
+        torch.tensor([[True, False], [False, False]]),
+        s=0.5,
+    )
     assert torch.all(g[1] == 0) and torch.all(w[1] == 0)
     torch.testing.assert_close(g[0], torch.ones(3))
 
@@ -208,9 +223,40 @@ def test_recorded_task_weights_average_over_labelled_samples_and_dimensions():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"gamma": 0.0}, "gamma must be a positive"), ({"s_regression": 1.5}, "in \\(0, 1\\]"),
-     ({"n_mc_samples": 0}, "n_mc_samples must be an integer >= 1")],
+    [
+        ({"gamma": 0.0}, "gamma must be a positive"),
+        ({"s_regression": 1.5}, "in \\(0, 1\\]"),
+        ({"n_mc_samples": 0}, "n_mc_samples must be an integer >= 1"),
+    ],
 )
 def test_hyper_parameters_are_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         check_bayesagg(BayesAgg(**kwargs))
+
+
+def test_posterior_samples_have_the_inverse_precision_as_covariance():
+    mean, cov = random_gaussian(4, seed=20)
+    draws = posterior_samples(
+        mean, torch.linalg.inv(cov), 200_000, torch.Generator().manual_seed(0)
+    )
+    emp = torch.cov(draws.T)
+    sd = torch.sqrt(torch.diagonal(cov))
+    se = torch.sqrt((torch.outer(sd**2, sd**2) + cov**2) / 200_000)
+    assert torch.all((emp - cov).abs() < 5 * se)
+    assert torch.all((draws.mean(0) - mean).abs() < 5 * sd / math.sqrt(200_000))
+
+
+def test_batched_binary_posteriors_equal_one_task_at_a_time():
+    gen = torch.Generator().manual_seed(21)
+    h = torch.randn(15, 3, generator=gen, dtype=D64)
+    y = torch.randint(0, 2, (15, 3), generator=gen).to(D64)
+    y[[2, 5, 9], 1] = float("nan")  # task 1 misses three labels
+    W = torch.randn(3, 4, generator=gen, dtype=D64)
+    m0 = torch.zeros(3, 4, dtype=D64)
+    L0 = torch.eye(4, dtype=D64).expand(3, 4, 4)
+    mean, precision = newton_step(W, *binary_curvature(h, y, W), m0, L0)
+    for t in range(3):
+        rows = ~torch.isnan(y[:, t])
+        m_t, p_t = classification_posterior(h[rows], y[rows, t].long(), W[t : t + 1], m0[t], L0[t])
+        torch.testing.assert_close(mean[t], m_t)
+        torch.testing.assert_close(precision[t], p_t)

@@ -3,7 +3,14 @@
 import numpy as np
 import torch
 
-from sk_mtbnn.nn.blr import heldout_noise_var, isotropic_prior, linear_stats, posterior
+from sk_mtbnn.nn.blr import (
+    heldout_noise_var,
+    isotropic_prior,
+    linear_stats,
+    posterior,
+    residual_variance,
+    with_bias,
+)
 
 
 def test_posterior_with_a_general_gaussian_prior_matches_numpy():
@@ -26,7 +33,7 @@ def test_heldout_noise_recovers_the_true_noise_level():
     gen = torch.Generator().manual_seed(1)
     w = torch.randn(6, generator=gen, dtype=torch.float64)
     phi = torch.randn(1, 3000, 5, generator=gen, dtype=torch.float64)
-    y = (phi[0] @ w[:5] + w[5] + 0.4 * torch.randn(3000, generator=gen, dtype=torch.float64))
+    y = phi[0] @ w[:5] + w[5] + 0.4 * torch.randn(3000, generator=gen, dtype=torch.float64)
     y = y[:, None]
     train = linear_stats(phi[:, :2000], y[:2000])
     start = torch.tensor([5.0], dtype=torch.float64)  # a poor starting value
@@ -48,3 +55,15 @@ def test_isotropic_prior_shapes():
     m0, L0 = isotropic_prior(3, 4, 0.5, torch.zeros(1, dtype=torch.float64))
     assert m0.shape == (3, 4) and L0.shape == (3, 4, 4)
     torch.testing.assert_close(L0[2], 2.0 * torch.eye(4, dtype=torch.float64))
+
+
+def test_residual_variance_from_statistics():
+    gen = torch.Generator().manual_seed(3)
+    phi = torch.randn(2, 30, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    y[:5, 1] = float("nan")
+    m = torch.randn(2, 4, generator=gen, dtype=torch.float64)
+    got = residual_variance(linear_stats(phi, y), m)
+    for t, rows in enumerate([slice(None), slice(5, None)]):
+        resid = y[rows, t] - with_bias(phi[t][rows]) @ m[t]
+        torch.testing.assert_close(got[t], resid.square().mean())
