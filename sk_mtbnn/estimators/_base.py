@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,6 +22,24 @@ from .._validation import (
 )
 from ..nn.backbone import ACTIVATIONS
 from ._torch_utils import resolve_optimizer
+
+
+class TrainingData(NamedTuple):
+    """Standardised training data and the settings derived from it.
+
+    The estimators' ``_prepare`` returns it; ``_build_module`` and ``_train``
+    take it, so that a meta-estimator (pruning) can train the same network
+    several times on the same data.
+    """
+
+    X: np.ndarray  # all rows with at least one label (float32, standardised)
+    Y: np.ndarray
+    train: tuple  # (X, Y) rows the network is trained on
+    valid: tuple | None  # (X, Y) held-out rows, or None
+    n_labelled: np.ndarray  # labels per task in the training rows
+    seed: int
+    params: dict
+
 
 #: Number of optimiser steps that ``max_epochs='auto'`` aims at.
 AUTO_STEPS = 3000

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
@@ -11,24 +9,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import check_regression_targets
 from ..nn.blr import LinearStats, heldout_noise_var, linear_stats
-from ._base import NetworkEstimatorMixin, nonzero_scale, seeded
+from ._base import NetworkEstimatorMixin, TrainingData, nonzero_scale, seeded
 from ._gp_api import GPLikeRegressorMixin
 from ._torch_utils import inference_copy, iter_chunks, predict_in_chunks
 
 #: Fewest held-out labels of a task for its noise to be chosen on them.
 MIN_CALIBRATION_LABELS = 10
-
-
-class TrainingData(NamedTuple):
-    """Standardised training data and the settings derived from it."""
-
-    X: np.ndarray  # all rows with at least one label (float32, standardised)
-    Y: np.ndarray
-    train: tuple  # (X, Y) rows the network is trained on
-    valid: tuple | None  # (X, Y) held-out rows, or None
-    n_labelled: np.ndarray  # labels per task in the training rows
-    seed: int
-    params: dict
 
 
 class MultiTaskRegressorBase(

@@ -19,8 +19,8 @@ from ..aggregators.bayesagg import check_bayesagg, classification_curvature
 from ..nn.blr import with_bias
 from ..nn.classification import MultiTaskClassificationNetwork
 from ..nn.network import MultiTaskNetwork
-from ._base import NetworkEstimatorMixin, seeded
-from ._regression import MultiTaskRegressorBase, TrainingData
+from ._base import NetworkEstimatorMixin, TrainingData, seeded
+from ._regression import MultiTaskRegressorBase
 from ._torch_utils import PREDICT_CHUNK, inference_copy
 
 
@@ -417,6 +417,14 @@ class BayesAggMTLClassifier(
         self : BayesAggMTLClassifier
             The fitted classifier.
         """
+        data = self._prepare(X, y)
+        with seeded(data.seed):
+            module = self._build_module(data)
+            self._train(module, data)
+        return self
+
+    def _prepare(self, X, y) -> TrainingData:
+        """Validate, encode and standardise the data; split off validation rows."""
         X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
         codes = self._encode_targets(y, X)
         keep = ~np.all(np.isnan(codes), axis=1)
@@ -426,37 +434,44 @@ class BayesAggMTLClassifier(
         _check_exponent(self.s, "s")
         _check_count(self.n_mc_samples, "n_mc_samples", 1)
         _check_count(self.ls_epochs, "ls_epochs", 0)
-        aggregator = self._make_aggregator()
+        self._make_aggregator()  # validates it
         seed = self._draw_seed()
         Xs = self._standardise_X(X)
         train, valid = self._split(Xs, codes, params, seed)
         n_labelled = (~np.isnan(train[1])).sum(0)
-        with seeded(seed):
-            module = MultiTaskClassificationNetwork(
-                self.n_features_in_,
-                [len(c) for c in self._classes],
-                tuple(self.hidden_layer_sizes),
-                self.activation,
-            )
-            self.net_ = self._build_net(
-                MultiTaskClassifierNet,
-                module,
-                torch.nn.Identity(),
-                len(train[0]),
-                valid,
-                params,
-                aggregator=aggregator,
-            )
-            self.net_.aggregator.reset(n_labelled, torch.Generator().manual_seed(seed))
-            self.net_.fit(*train)
+        return TrainingData(Xs, codes, train, valid, n_labelled, seed, params)
+
+    def _build_module(self, data: TrainingData) -> MultiTaskClassificationNetwork:
+        return MultiTaskClassificationNetwork(
+            self.n_features_in_,
+            [len(c) for c in self._classes],
+            tuple(self.hidden_layer_sizes),
+            self.activation,
+        )
+
+    def _train(self, module, data: TrainingData, max_epochs=None) -> None:
+        """Train ``module`` on ``data`` through a new skorch net (``net_``)."""
+        if max_epochs is not None:
+            data = data._replace(params={**data.params, "max_epochs": max_epochs})
+        self.net_ = self._build_net(
+            MultiTaskClassifierNet,
+            module,
+            torch.nn.Identity(),
+            len(data.train[0]),
+            data.valid,
+            data.params,
+            aggregator=self._make_aggregator(),
+        )
+        self.net_.aggregator.reset(data.n_labelled, torch.Generator().manual_seed(data.seed))
+        self.net_.fit(*data.train)
         self.history_ = self.net_.history
         self.n_epochs_ = len(self.history_)
         self._check_finite_module()
+        self.net_.module_.backbone.apply_masks_to_weights()
         weights = getattr(self.net_.aggregator, "task_weights_", None)
         if weights is not None:
             self.task_weights_ = np.array(weights).reshape(-1, self.n_tasks_)
-        self._head_covariances = self._laplace(Xs, codes)
-        return self
+        self._head_covariances = self._laplace(data.X, data.Y)
 
     def _make_aggregator(self):
         if isinstance(self.aggregator, str) and self.aggregator == "bayesagg":

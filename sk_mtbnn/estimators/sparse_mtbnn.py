@@ -19,7 +19,8 @@ from ..aggregators.bayesagg import BayesAgg, check_bayesagg
 from ..nn.covariance import COVARIANCES
 from ..nn.heads import HEADS
 from ..nn.network import MultiTaskNetwork
-from ._regression import MultiTaskRegressorBase, TrainingData
+from ._base import TrainingData
+from ._regression import MultiTaskRegressorBase
 
 
 class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
@@ -298,7 +299,10 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
     def _build_module(self, data: TrainingData) -> MultiTaskNetwork:
         # The noise starts at the targets' spread (ALGORITHMS.md §1), not at
         # the original code's random e^-9..e^9.
-        noise_std = float(np.nanmean(np.nanstd(data.train[1], axis=0))) or 1.0
+        columns = [c[~np.isnan(c)] for c in data.train[1].T]
+        spreads = [c.std() for c in columns if len(c) > 1]
+        noise_std = float(np.mean(spreads)) if spreads else 1.0
+        noise_std = noise_std if noise_std > 1e-8 else 1.0  # constant targets
         return MultiTaskNetwork(
             self.n_features_in_,
             self.n_tasks_,
@@ -320,7 +324,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
 
     def _reg_weight(self, data: TrainingData) -> np.ndarray:
         if self.reg_weight == "auto":
-            return 1.0 / data.n_labelled
+            return 1.0 / np.maximum(data.n_labelled, 1)
         return np.full(self.n_tasks_, float(self.reg_weight))
 
     def _kl_weight(self, data: TrainingData) -> np.ndarray:

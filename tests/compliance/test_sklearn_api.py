@@ -14,7 +14,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_mtbnn import BayesAggMTLClassifier, BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
+from sk_mtbnn import (
+    BayesAggMTLClassifier,
+    BayesAggMTLRegressor,
+    IterativeMagnitudePruning,
+    SparseMultiTaskBNNRegressor,
+)
 
 #: Fast settings per estimator: small networks and short training, so the
 #: ~50 checks per estimator run in seconds. Training must still reach the
@@ -23,6 +28,12 @@ FAST_ESTIMATORS = [
     SparseMultiTaskBNNRegressor(hidden_layer_sizes=(16,), max_epochs=40, random_state=0),
     BayesAggMTLRegressor(hidden_layer_sizes=(16,), max_epochs=40, random_state=0),
     BayesAggMTLClassifier(hidden_layer_sizes=(16,), max_epochs=40, n_mc_samples=8, random_state=0),
+    IterativeMagnitudePruning(
+        SparseMultiTaskBNNRegressor(hidden_layer_sizes=(16,), max_epochs=40),
+        n_rounds=1,
+        prune_ratio=0.3,
+        random_state=0,
+    ),
 ]
 
 #: Checks that are expected to fail, with the reason. Kept empty.
