@@ -1,6 +1,7 @@
 """IterativeMagnitudePruning: exact sparsity, masks that matter, honest selection."""
 
 import pickle
+from typing import ClassVar
 
 import matplotlib
 
@@ -47,8 +48,8 @@ def data(multitask_data):
 class SpyRegressor(SparseMultiTaskBNNRegressor):
     """Records the rows every preparation sees and the module every training starts from."""
 
-    prepared: list = []
-    starts: list = []
+    prepared: ClassVar[list] = []
+    starts: ClassVar[list] = []
 
     def _prepare(self, X, y):
         SpyRegressor.prepared.append(np.asarray(X).copy())
@@ -210,7 +211,7 @@ def test_delegation(data):
     X, y = data
     model = imp().fit(X, y)
     assert model.sample_y(X[:3], 2).shape == (3, 2, 2)
-    epistemic, aleatoric = model.decompose_uncertainty(X[:3])
+    epistemic, _ = model.decompose_uncertainty(X[:3])
     assert epistemic.shape == (3, 2)
     assert model.score(X, y) == model.estimator_.score(X, y)
     assert model.n_features_in_ == 2

@@ -1,0 +1,316 @@
+"""Cluster-based expected-gradient-length sampling (ALGORITHMS.md §6)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.neighbors import KDTree
+from sklearn.utils import check_random_state
+
+from .._validation import check_choice, check_fraction, check_positive_int
+from ._model import as_inputs, labelled_inputs, pool_scores, resolve, task_columns
+from .egl import expected_gradient_length
+
+
+def mean_abs_pairwise_difference(values: np.ndarray) -> np.ndarray:
+    """``mean_{i < j} |v_i - v_j|`` per column, in O(n log n) from sorted values.
+
+    For sorted ``v_(1) <= ... <= v_(n)`` the sum over pairs is
+    ``sum_i (2 i - n - 1) v_(i)``.
+
+    Examples
+    --------
+    >>> mean_abs_pairwise_difference(np.array([[0.0], [1.0], [3.0]]))
+    array([2.])
+    """
+    v = np.sort(np.asarray(values, dtype=float), axis=0)
+    n = len(v)
+    if n < 2:
+        return np.zeros(v.shape[1])
+    coef = 2 * np.arange(1, n + 1) - n - 1
+    return (coef[:, None] * v).sum(0) / (n * (n - 1) / 2)
+
+
+def distance_thresholds(X_labelled: np.ndarray, alpha: float) -> np.ndarray:
+    """Per-dimension exclusion half-widths of the seed's dynamic threshold rule.
+
+    ``thr_d = alpha * dbar_d * (dbar_d / (R_d + dbar_d)) * R_d`` with ``dbar_d``
+    the mean pairwise distance of the labelled inputs along dimension ``d``
+    and ``R_d`` their range (Xiong et al. 2025). Zero where undefined.
+    """
+    dbar = mean_abs_pairwise_difference(X_labelled)
+    span = np.ptp(X_labelled, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        thr = alpha * dbar * (dbar / (span + dbar)) * span
+    return np.nan_to_num(thr)
+
+
+class ClusterEGLSampling:
+    """Cluster-based expected-gradient-length query strategy for modAL.
+
+    ALGORITHMS.md §6, after Xiong et al. (2025):
+
+    1. ``sigma(x)``: predictive standard deviation on the pool, epistemic
+       (default) or total, in standardised units, summed over the tasks
+       (or one task);
+    2. centre candidates: the top ``candidate_fraction`` of the pool by
+       ``sigma``; cluster members: the top ``member_fraction``;
+    3. centres, greedily: first the highest ``sigma``, then the candidate
+       maximising ``d_min / max d_min + sigma / max sigma`` (``d_min``: distance
+       to the centres so far, standardised inputs); members join their
+       nearest centre;
+    4. each member is scored by its expected gradient length of the data-fit
+       term (never the KL regulariser): in closed form for the heads' means,
+       or by autograd over all parameters with pseudo-labels;
+    5. candidates inside the exclusion box around any labelled point or any
+       point already picked this round are skipped. The box has half-width
+       ``thr_d`` along every input dimension ``d`` (the seed's dynamic rule,
+       see :func:`distance_thresholds`): a point is excluded if it is within
+       ``thr_d`` of another along *every* dimension;
+    6. each cluster contributes its best remaining member; an empty cluster,
+       or one whose members are all excluded, gives its place to the best
+       remaining point of the whole member set (then of the pool) -- never a
+       silent index 0.
+
+    Returns ``n_instances`` distinct pool indices, as modAL's
+    ``ActiveLearner.query`` expects of a query strategy.
+
+    Parameters
+    ----------
+    task : int or None, default=None
+        Score one task, or sum over all tasks.
+    candidate_fraction : float, default=0.2
+        Fraction of the pool (highest ``sigma``) eligible as cluster centres.
+    member_fraction : float, default=0.4
+        Fraction of the pool (highest ``sigma``) assigned to clusters.
+    uncertainty : {"epistemic", "total"}, default="epistemic"
+        Which predictive standard deviation ranks the pool.
+    egl : {"head", "full"}, default="head"
+        Closed-form EGL over the head means, or autograd over all parameters.
+    n_pseudo_labels : int, default=16
+        Pseudo-labels per member for ``egl="full"``.
+    alpha : float, default=0.02
+        Scale of the exclusion threshold (0 disables exclusion).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the pseudo-labels of ``egl="full"``.
+
+    References
+    ----------
+    .. [1] F. Xiong, B. Wang, C. Li, J. Yin, H. Wang. "A comprehensive multi-source
+       uncertainty quantification method for RANS-CFD based on sparse
+       multi-task deep active learning", Aerospace Science and Technology
+       165:110483, 2025.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from modAL.models import ActiveLearner
+    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    >>> from sk_mtbnn.active_learning import ClusterEGLSampling
+    >>> rng = np.random.RandomState(0)
+    >>> X_pool = rng.uniform(-3, 3, size=(500, 1))
+    >>> learner = ActiveLearner(
+    ...     SparseMultiTaskBNNRegressor(max_epochs=30, random_state=0),
+    ...     query_strategy=ClusterEGLSampling(random_state=0),
+    ...     X_training=X_pool[:10], y_training=np.sin(X_pool[:10, 0]),
+    ... )
+    >>> idx, X_new = learner.query(X_pool, n_instances=3)
+    >>> len(set(idx.tolist()))
+    3
+    >>> learner.teach(X_new, np.sin(X_new[:, 0]))
+    """
+
+    def __init__(
+        self,
+        task=None,
+        candidate_fraction=0.2,
+        member_fraction=0.4,
+        uncertainty="epistemic",
+        egl="head",
+        n_pseudo_labels=16,
+        alpha=0.02,
+        random_state=None,
+    ):
+        self.task = task
+        self.candidate_fraction = candidate_fraction
+        self.member_fraction = member_fraction
+        self.uncertainty = uncertainty
+        self.egl = egl
+        self.n_pseudo_labels = n_pseudo_labels
+        self.alpha = alpha
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        keys = ("task", "candidate_fraction", "member_fraction", "uncertainty", "egl", "alpha")
+        return f"ClusterEGLSampling({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
+
+    def _check(self, n_instances):
+        n_instances = check_positive_int(n_instances, "n_instances")
+        check_fraction(self.candidate_fraction, "candidate_fraction")
+        check_fraction(self.member_fraction, "member_fraction")
+        check_choice(self.uncertainty, "uncertainty", ("epistemic", "total"))
+        check_choice(self.egl, "egl", ("head", "full"))
+        check_positive_int(self.n_pseudo_labels, "n_pseudo_labels")
+        ok = isinstance(self.alpha, numbers.Real) and self.alpha >= 0
+        if not ok:
+            raise ValueError(f"alpha must be a non-negative number; got {self.alpha!r}.")
+        return n_instances
+
+    def __call__(self, learner, X_pool, n_instances=1, X_labelled=None):
+        """Indices of the pool rows to label next.
+
+        Parameters
+        ----------
+        learner : modAL learner or fitted sk_mtbnn regressor
+            The model (a learner's ``X_training`` are the labelled inputs).
+        X_pool : array-like of shape (n_pool, n_features)
+            Unlabelled candidates.
+        n_instances : int, default=1
+            Number of rows to pick.
+        X_labelled : array-like, optional
+            Labelled inputs, when ``learner`` is a bare estimator.
+
+        Returns
+        -------
+        query_idx : ndarray of shape (n_instances,)
+            Distinct indices into ``X_pool``.
+        """
+        n_instances = self._check(n_instances)
+        estimator, transform = resolve(learner)
+        X = as_inputs(estimator, transform, X_pool)
+        if n_instances > len(X):
+            raise ValueError(f"n_instances={n_instances} exceeds the pool size {len(X)}.")
+        labelled = labelled_inputs(learner, estimator, transform, X_labelled)
+        scores = pool_scores(estimator, X)
+        tasks = task_columns(self.task, estimator.n_tasks_)
+        std = scores.epistemic_std if self.uncertainty == "epistemic" else scores.total_std
+        sigma = std[:, tasks].sum(1)
+
+        order = np.argsort(-sigma, kind="stable")
+        n_cand = max(n_instances, int(np.ceil(self.candidate_fraction * len(X))))
+        n_memb = max(n_cand, int(np.ceil(self.member_fraction * len(X))))
+        candidates, members = order[:n_cand], order[:n_memb]
+        Z = (X - estimator._x_mean) / estimator._x_scale  # standardised inputs
+        centres = self._centres(Z, sigma, candidates, n_instances)
+        nearest = self._assign(Z[members], Z[centres])
+
+        if self.egl == "head":
+            egl = scores.egl[members][:, tasks].sum(1)
+        else:
+            egl = expected_gradient_length(
+                estimator,
+                X[members],
+                task=self.task,
+                parameters="all",
+                n_pseudo_labels=self.n_pseudo_labels,
+                random_state=check_random_state(self.random_state).randint(2**31 - 1),
+            )
+        return self._pick(X, members, nearest, egl, sigma, order, labelled, n_instances)
+
+    @staticmethod
+    def _centres(Z, sigma, candidates, n):
+        chosen = [candidates[0]]
+        d_min = np.linalg.norm(Z[candidates] - Z[candidates[0]], axis=1)
+        s = sigma[candidates]
+        s_max = s.max() if s.max() > 0 else 1.0
+        while len(chosen) < n:
+            d_max = d_min.max() if d_min.max() > 0 else 1.0
+            value = d_min / d_max + s / s_max
+            value[np.isin(candidates, chosen)] = -np.inf
+            best = int(np.argmax(value))
+            chosen.append(candidates[best])
+            d_min = np.minimum(d_min, np.linalg.norm(Z[candidates] - Z[candidates[best]], axis=1))
+        return np.array(chosen)
+
+    @staticmethod
+    def _assign(Z_members, Z_centres):
+        tree = KDTree(Z_centres)
+        return tree.query(Z_members, k=1, return_distance=False)[:, 0]
+
+    def _pick(self, X, members, nearest, egl, sigma, order, labelled, n):
+        excluded = self._exclusion(X, labelled)
+        by_egl = np.argsort(-egl, kind="stable")
+        ranked, cluster_of = members[by_egl], nearest[by_egl]
+        picked: list[int] = []
+        for c in range(n):
+            choice = _first_allowed(ranked[cluster_of == c], picked, excluded)
+            if choice is not None:
+                picked.append(choice)
+        # An empty or fully excluded cluster gives its place to the best
+        # remaining member by EGL, then to the rest of the pool by sigma; only
+        # if every pool row is excluded is the exclusion relaxed.
+        for rows, check in ((ranked, excluded), (order, excluded), (order, None)):
+            while len(picked) < n and (choice := _first_allowed(rows, picked, check)) is not None:
+                picked.append(choice)
+        return np.array(picked, dtype=int)
+
+    def _exclusion(self, X, labelled):
+        """``excluded(rows, picked)``: rows inside the box around a labelled or picked point."""
+        if self.alpha == 0 or labelled is None or len(labelled) < 2:
+            return None
+        thresholds = distance_thresholds(labelled, self.alpha)
+        if not np.all(thresholds > 0):
+            return None  # a constant labelled dimension: no box can be formed
+        scaled_labelled = labelled / thresholds
+
+        def excluded(rows, picked):
+            refs = (
+                np.vstack([scaled_labelled, X[picked] / thresholds])
+                if picked
+                else (scaled_labelled)
+            )
+            dist, _ = KDTree(refs, metric="chebyshev").query(X[rows] / thresholds, k=1)
+            return dist[:, 0] < 1.0
+
+        return excluded
+
+
+def _first_allowed(rows, picked, excluded, block=256):
+    """First row (in the given order) neither picked nor excluded, or None."""
+    taken = set(picked)
+    rows = np.asarray([r for r in rows if r not in taken], dtype=int)
+    for start in range(0, len(rows), block):
+        part = rows[start : start + block]
+        ok = np.ones(len(part), dtype=bool) if excluded is None else ~excluded(part, picked)
+        if ok.any():
+            return int(part[np.argmax(ok)])
+    return None
+
+
+def cluster_egl_sampling(learner, X_pool, n_instances=1, **options):
+    """Cluster-based EGL query strategy for modAL (function form).
+
+    ``cluster_egl_sampling(learner, X_pool, n_instances, **options)`` is
+    ``ClusterEGLSampling(**options)(learner, X_pool, n_instances)``; pass
+    it directly as ``ActiveLearner(query_strategy=cluster_egl_sampling)``.
+    ``X_labelled`` may be given among the options for a bare estimator.
+
+    Parameters
+    ----------
+    learner : modAL learner or fitted sk_mtbnn regressor
+        The model.
+    X_pool : array-like of shape (n_pool, n_features)
+        Unlabelled candidates.
+    n_instances : int, default=1
+        Number of rows to pick.
+    **options
+        Parameters of :class:`ClusterEGLSampling`, and ``X_labelled``.
+
+    Returns
+    -------
+    query_idx : ndarray of shape (n_instances,)
+        Distinct indices into ``X_pool``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    >>> from sk_mtbnn.active_learning import cluster_egl_sampling
+    >>> X = np.linspace(-3, 3, 200)[:, None]
+    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=20, random_state=0).fit(X[::20], X[::20, 0])
+    >>> cluster_egl_sampling(reg, X, n_instances=2, X_labelled=X[::20]).shape
+    (2,)
+    """
+    X_labelled = options.pop("X_labelled", None)
+    return ClusterEGLSampling(**options)(learner, X_pool, n_instances, X_labelled=X_labelled)
