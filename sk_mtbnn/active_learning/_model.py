@@ -61,10 +61,23 @@ def as_inputs(estimator, transform, X) -> np.ndarray:
     return estimator._validate_X_predict(X)
 
 
-def labelled_inputs(model, estimator, transform, X_labelled=None):
-    """The inputs already labelled: ``X_labelled``, or the learner's ``X_training``."""
+def labelled_inputs(model, estimator, transform, X_labelled=None, tasks=None):
+    """The inputs already labelled: ``X_labelled``, or the learner's ``X_training``.
+
+    From a learner, a row counts as labelled when it has a label (not NaN)
+    for every task in ``tasks``: a row that only carries other tasks' labels
+    (say, a cheap low fidelity) is still worth querying for these.
+    """
     if X_labelled is None and is_learner(model):
         X_labelled = model.X_training
+        if X_labelled is not None and tasks is not None and model.y_training is not None:
+            y = np.asarray(model.y_training, dtype=float).reshape(len(X_labelled), -1)
+            rows = ~np.isnan(y[:, tasks]).any(axis=1)
+            X_labelled = (
+                X_labelled.iloc[rows]
+                if hasattr(X_labelled, "iloc")
+                else (np.asarray(X_labelled)[rows])
+            )
     if X_labelled is None or len(X_labelled) == 0:
         return None
     return as_inputs(estimator, transform, X_labelled)

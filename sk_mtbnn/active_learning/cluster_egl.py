@@ -63,7 +63,8 @@ class ClusterEGLSampling:
     4. each member is scored by its expected gradient length of the data-fit
        term (never the KL regulariser): in closed form for the heads' means,
        or by autograd over all parameters with pseudo-labels;
-    5. candidates inside the exclusion box around any labelled point or any
+    5. candidates inside the exclusion box around any labelled point (a
+       learner's training row with labels for every scored task) or any
        point already picked this round are skipped. The box has half-width
        ``thr_d`` along every input dimension ``d`` (the seed's dynamic rule,
        see :func:`distance_thresholds`): a point is excluded if it is within
@@ -181,9 +182,9 @@ class ClusterEGLSampling:
         X = as_inputs(estimator, transform, X_pool)
         if n_instances > len(X):
             raise ValueError(f"n_instances={n_instances} exceeds the pool size {len(X)}.")
-        labelled = labelled_inputs(learner, estimator, transform, X_labelled)
-        scores = pool_scores(estimator, X)
         tasks = task_columns(self.task, estimator.n_tasks_)
+        labelled = labelled_inputs(learner, estimator, transform, X_labelled, tasks)
+        scores = pool_scores(estimator, X)
         std = scores.epistemic_std if self.uncertainty == "epistemic" else scores.total_std
         sigma = std[:, tasks].sum(1)
 

@@ -98,10 +98,20 @@ def random_sampling(learner, X_pool, n_instances=1, random_state=None):
     return check_random_state(random_state).choice(len(X_pool), n_instances, replace=False)
 
 
-def _labelled(learner, estimator, transform, X_labelled, y_labelled):
+def _labelled(learner, estimator, transform, X_labelled, y_labelled, tasks):
+    """Labelled inputs and standardised outputs (rows labelled for ``tasks``)."""
     if X_labelled is None and is_learner(learner):
         X_labelled, y_labelled = learner.X_training, learner.y_training
-    if X_labelled is None:
+        if X_labelled is not None and y_labelled is not None:
+            y = np.asarray(y_labelled, dtype=float).reshape(len(X_labelled), -1)
+            rows = ~np.isnan(y[:, tasks]).any(axis=1)
+            X_labelled = (
+                X_labelled.iloc[rows]
+                if hasattr(X_labelled, "iloc")
+                else (np.asarray(X_labelled)[rows])
+            )
+            y_labelled = y[rows]
+    if X_labelled is None or len(X_labelled) == 0:
         return None, None
     X_lab = as_inputs(estimator, transform, X_labelled)
     if y_labelled is None:
@@ -113,12 +123,15 @@ def _labelled(learner, estimator, transform, X_labelled, y_labelled):
     return X_lab, np.where(np.isnan(Y), pred, Y)
 
 
-def _greedy(learner, X_pool, n_instances, kind, X_labelled, y_labelled):
+def _greedy(learner, X_pool, n_instances, kind, X_labelled, y_labelled, task):
     estimator, transform, X, n = _prepare(learner, X_pool, n_instances)
+    tasks = task_columns(task, estimator.n_tasks_)
     Z = (X - estimator._x_mean) / estimator._x_scale
-    X_lab, Y_lab = _labelled(learner, estimator, transform, X_labelled, y_labelled)
+    X_lab, Y_lab = _labelled(learner, estimator, transform, X_labelled, y_labelled, tasks)
     use_y = kind in ("gsy", "igs")
-    pred = pool_scores(estimator, X).mean if use_y else None
+    pred = pool_scores(estimator, X).mean[:, tasks] if use_y else None
+    if Y_lab is not None:
+        Y_lab = Y_lab[:, tasks]
     if X_lab is None or len(X_lab) == 0:
         # No labelled data: GSx starts at the row closest to the pool centroid.
         first = int(np.argmin(np.linalg.norm(Z - Z.mean(0), axis=1)))
@@ -153,7 +166,7 @@ def _min_dist(A, B, block=4096):
     return out
 
 
-def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None):
+def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
     """GSx: the rows farthest (in standardised inputs) from every labelled row.
 
     Parameters
@@ -166,6 +179,9 @@ def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None):
         Number of rows.
     X_labelled : array-like, optional
         Labelled inputs, when ``learner`` is a bare estimator.
+    task : int or None, default=None
+        From a learner, rows count as labelled when labelled for this task
+        (for every task when None).
 
     Returns
     -------
@@ -181,10 +197,10 @@ def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None):
     >>> gsx_sampling(reg, X, n_instances=1, X_labelled=X[:3])  # the far end
     array([10])
     """
-    return _greedy(learner, X_pool, n_instances, "gsx", X_labelled, None)
+    return _greedy(learner, X_pool, n_instances, "gsx", X_labelled, None, task)
 
 
-def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None):
+def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None, task=None):
     """GSy: the rows whose predicted outputs are farthest from every labelled output.
 
     Outputs of several tasks are compared in standardised units; a missing
@@ -200,15 +216,18 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
         Number of rows.
     X_labelled, y_labelled : array-like, optional
         Labelled data, when ``learner`` is a bare estimator.
+    task : int or None, default=None
+        Compare this task's outputs (all tasks when None); from a learner,
+        rows count as labelled when labelled for it.
 
     Returns
     -------
     query_idx : ndarray of shape (n_instances,)
     """
-    return _greedy(learner, X_pool, n_instances, "gsy", X_labelled, y_labelled)
+    return _greedy(learner, X_pool, n_instances, "gsy", X_labelled, y_labelled, task)
 
 
-def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None):
+def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None, task=None):
     """iGS: the rows maximising (input distance) x (output distance) to the labelled set.
 
     Parameters
@@ -221,9 +240,12 @@ def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
         Number of rows.
     X_labelled, y_labelled : array-like, optional
         Labelled data, when ``learner`` is a bare estimator.
+    task : int or None, default=None
+        Compare this task's outputs (all tasks when None); from a learner,
+        rows count as labelled when labelled for it.
 
     Returns
     -------
     query_idx : ndarray of shape (n_instances,)
     """
-    return _greedy(learner, X_pool, n_instances, "igs", X_labelled, y_labelled)
+    return _greedy(learner, X_pool, n_instances, "igs", X_labelled, y_labelled, task)

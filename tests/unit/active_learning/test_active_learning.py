@@ -323,3 +323,19 @@ def test_clear_errors(model, pool):
     with pytest.raises(ValueError, match="uncertainty must be one of"):
         ClusterEGLSampling(uncertainty="aleatoric")(model, X)
     assert torch.get_num_threads() >= 1
+
+
+def test_rows_labelled_only_for_other_tasks_do_not_count_as_labelled(model, pool):
+    from sk_mtbnn.active_learning._model import labelled_inputs
+
+    X, y = pool
+
+    class Learner:  # the attributes modAL's learners have
+        query_strategy = staticmethod(cluster_egl_sampling)
+        estimator = model
+        X_training = X[:40]
+        y_training = np.where(np.arange(40)[:, None] < 15, [np.nan, 0.0], y[:40])
+
+    assert len(labelled_inputs(Learner, model, None, tasks=[0])) == 25
+    assert len(labelled_inputs(Learner, model, None, tasks=[1])) == 40
+    assert len(labelled_inputs(Learner, model, None, tasks=[0, 1])) == 25
