@@ -19,6 +19,16 @@ def mean_abs_pairwise_difference(values: np.ndarray) -> np.ndarray:
     For sorted ``v_(1) <= ... <= v_(n)`` the sum over pairs is
     ``sum_i (2 i - n - 1) v_(i)``.
 
+    Parameters
+    ----------
+    values : array-like of shape (n, d)
+        Points.
+
+    Returns
+    -------
+    mean_difference : ndarray of shape (d,)
+        Mean absolute difference over all pairs, per column (0 for n < 2).
+
     Examples
     --------
     >>> mean_abs_pairwise_difference(np.array([[0.0], [1.0], [3.0]]))
@@ -38,6 +48,24 @@ def distance_thresholds(X_labelled: np.ndarray, alpha: float) -> np.ndarray:
     ``thr_d = alpha * dbar_d * (dbar_d / (R_d + dbar_d)) * R_d`` with ``dbar_d``
     the mean pairwise distance of the labelled inputs along dimension ``d``
     and ``R_d`` their range (Xiong et al. 2025). Zero where undefined.
+
+    Parameters
+    ----------
+    X_labelled : ndarray of shape (n, d)
+        Labelled inputs.
+    alpha : float
+        Scale of the threshold (the seed's default is 0.02).
+
+    Returns
+    -------
+    thresholds : ndarray of shape (d,)
+        Half-widths of the exclusion box along each dimension.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> distance_thresholds(np.array([[0.0], [1.0], [3.0]]), alpha=0.02).round(4)
+    array([0.048])
     """
     dbar = mean_abs_pairwise_difference(X_labelled)
     span = np.ptp(X_labelled, axis=0)

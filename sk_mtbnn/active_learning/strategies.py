@@ -223,6 +223,16 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     Returns
     -------
     query_idx : ndarray of shape (n_instances,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    >>> from sk_mtbnn.active_learning import gsy_sampling
+    >>> X = np.linspace(0, 1, 21)[:, None]
+    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=5, random_state=0).fit(X[:5], X[:5, 0])
+    >>> gsy_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0]).shape
+    (2,)
     """
     return _greedy(learner, X_pool, n_instances, "gsy", X_labelled, y_labelled, task)
 
@@ -247,5 +257,15 @@ def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     Returns
     -------
     query_idx : ndarray of shape (n_instances,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    >>> from sk_mtbnn.active_learning import igs_sampling
+    >>> X = np.linspace(0, 1, 21)[:, None]
+    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=5, random_state=0).fit(X[:5], X[:5, 0])
+    >>> igs_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0]).shape
+    (2,)
     """
     return _greedy(learner, X_pool, n_instances, "igs", X_labelled, y_labelled, task)

@@ -48,6 +48,22 @@ def resolve_aggregator(spec) -> GradientAggregator:
     """A fresh aggregator for ``spec`` (a name, an aggregator, or a torchjd one).
 
     Objects are deep-copied, so fitting never alters what the user passed.
+
+    Parameters
+    ----------
+    spec : str, GradientAggregator or torchjd aggregator
+        ``"mean"``, ``"pcgrad"``, ``"task_sampling"``, ``"uniform_task_sampling"``,
+        ``"bayesagg"``, or an aggregator object.
+
+    Returns
+    -------
+    aggregator : GradientAggregator
+
+    Examples
+    --------
+    >>> from sk_mtbnn.aggregators import resolve_aggregator
+    >>> resolve_aggregator("pcgrad")
+    PCGrad()
     """
     if isinstance(spec, str):
         try:

@@ -22,6 +22,22 @@ class GradientAggregator(ABC):
     Subclasses implement :meth:`backward`. :meth:`reset` is called once at the
     start of every fit with the number of labelled training points per task
     and a seeded generator, so a rule may keep per-fit state.
+
+    Examples
+    --------
+    A rule that follows only the first task's gradient:
+
+    >>> import torch
+    >>> from sk_mtbnn.aggregators import GradientAggregator
+    >>> class FirstTask(GradientAggregator):
+    ...     def backward(self, losses, present, shared_params, task_params):
+    ...         losses[0].backward()
+    >>> w = torch.tensor([1.0, 1.0], requires_grad=True)
+    >>> agg = FirstTask()
+    >>> agg.reset([3, 3], torch.Generator())
+    >>> agg.backward(torch.stack([2 * w[0], 5 * w[1]]), torch.tensor([True, True]), [w], [])
+    >>> w.grad
+    tensor([2., 0.])
     """
 
     def reset(self, n_labelled: Sequence[int], generator: torch.Generator) -> None:
@@ -64,6 +80,22 @@ class JacobianAggregator(GradientAggregator):
     Jacobian), lets :meth:`combine` reduce them to one vector, and writes it
     into ``.grad``. Task-specific parameters receive their own task's
     gradient.
+
+    Examples
+    --------
+    A rule that sums the task gradients:
+
+    >>> import torch
+    >>> from sk_mtbnn.aggregators import JacobianAggregator
+    >>> class Sum(JacobianAggregator):
+    ...     def combine(self, jacobian):
+    ...         return jacobian.sum(0)
+    >>> w = torch.tensor([1.0, 1.0], requires_grad=True)
+    >>> agg = Sum()
+    >>> agg.reset([3, 3], torch.Generator())
+    >>> agg.backward(torch.stack([2 * w[0], 5 * w[1]]), torch.tensor([True, True]), [w], [])
+    >>> w.grad
+    tensor([2., 5.])
     """
 
     @abstractmethod

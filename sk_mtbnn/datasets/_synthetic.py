@@ -12,6 +12,22 @@ def forrester(x, fidelity="high"):
     """Forrester et al. (2008) function on [0, 1] and its low-fidelity version.
 
     ``f_high = (6x - 2)^2 sin(12x - 4)``, ``f_low = 0.5 f_high + 10 (x - 0.5) - 5``.
+
+    Parameters
+    ----------
+    x : array-like of shape (n,) or (n, 1)
+        Inputs in [0, 1].
+    fidelity : {"high", "low"}, default="high"
+        Which fidelity.
+
+    Returns
+    -------
+    f : ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> forrester([0.5]).round(4), forrester([0.5], "low").round(4)
+    (array([0.9093]), array([-4.5454]))
     """
     x = np.asarray(x, dtype=float).reshape(len(x), -1)[:, 0]
     high = (6 * x - 2) ** 2 * np.sin(12 * x - 4)
@@ -23,6 +39,23 @@ def currin(x, fidelity="high"):
 
     The low fidelity averages the high one over four shifted points
     (Xiong, Qian & Wu 2013).
+
+    Parameters
+    ----------
+    x : array-like of shape (n, 2)
+        Inputs in the unit square.
+    fidelity : {"high", "low"}, default="high"
+        Which fidelity.
+
+    Returns
+    -------
+    f : ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> currin(np.array([[0.5, 0.5]])).round(4)
+    array([7.4051])
     """
     x = np.asarray(x, dtype=float)
 
@@ -66,6 +99,25 @@ def borehole(x, fidelity="high"):
 
     The low fidelity (Xiong, Qian & Wu 2013) replaces ``2 pi`` by 5 and the
     constant 1 of the denominator by 1.5.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, 8)
+        ``rw, r, Tu, Hu, Tl, Hl, L, Kw`` within ``BOREHOLE_BOUNDS``.
+    fidelity : {"high", "low"}, default="high"
+        Which fidelity.
+
+    Returns
+    -------
+    f : ndarray of shape (n,)
+        Water flow in m^3/year.
+
+    Examples
+    --------
+    >>> from sk_mtbnn.datasets._synthetic import BOREHOLE_BOUNDS
+    >>> centre = BOREHOLE_BOUNDS.mean(axis=1, keepdims=True).T
+    >>> borehole(centre).round(2)
+    array([70.87])
     """
     x = np.asarray(x, dtype=float)
     rw, r, tu, hu, tl, hl, length, kw = x.T

@@ -30,6 +30,17 @@ def plot_mask_overlap(pruning, task_names=None, ax=None):
     Returns
     -------
     ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_mtbnn import IterativeMagnitudePruning, SparseMultiTaskBNNRegressor
+    >>> X = np.random.RandomState(0).uniform(size=(60, 2))
+    >>> imp = IterativeMagnitudePruning(
+    ...     SparseMultiTaskBNNRegressor(hidden_layer_sizes=(8,), max_epochs=5),
+    ...     n_rounds=1, random_state=0).fit(X, X)
+    >>> plot_mask_overlap(imp).get_title()
+    "Overlap (Jaccard) of the tasks' kept weights"
     """
     ax = _axes(ax)
     overlap = pruning.overlap_
@@ -68,6 +79,17 @@ def plot_validation_scores(pruning, task_names=None, ax=None):
     Returns
     -------
     ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_mtbnn import IterativeMagnitudePruning, SparseMultiTaskBNNRegressor
+    >>> X = np.random.RandomState(0).uniform(size=(60, 2))
+    >>> imp = IterativeMagnitudePruning(
+    ...     SparseMultiTaskBNNRegressor(hidden_layer_sizes=(8,), max_epochs=5),
+    ...     n_rounds=1, random_state=0).fit(X, X)
+    >>> plot_validation_scores(imp).get_xlabel()
+    "sparsity of the task's backbone mask (%)"
     """
     ax = _axes(ax)
     history = pruning.history_
