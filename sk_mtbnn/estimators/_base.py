@@ -75,6 +75,14 @@ class NetworkEstimatorMixin:
     ``random_state`` and ``verbose``.
     """
 
+    def _fit(self, X, y):
+        """Prepare the data, build the network under the fit's seed, train it."""
+        data = self._prepare(X, y)
+        with seeded(data.seed):
+            module = self._build_module(data)
+            self._train(module, data)
+        return self
+
     def _draw_seed(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import check_regression_targets
 from ..nn.blr import LinearStats, heldout_noise_var, linear_stats
-from ._base import NetworkEstimatorMixin, TrainingData, nonzero_scale, seeded
+from ._base import NetworkEstimatorMixin, TrainingData, nonzero_scale
 from ._gp_api import GPLikeRegressorMixin
 from ._torch_utils import inference_copy, iter_chunks, predict_in_chunks
 
@@ -44,11 +44,7 @@ class MultiTaskRegressorBase(
         self : object
             The fitted estimator.
         """
-        data = self._prepare(X, y)
-        with seeded(data.seed):
-            module = self._build_module(data)
-            self._train(module, data)
-        return self
+        return self._fit(X, y)
 
     def _prepare(self, X, y) -> TrainingData:
         """Validate and standardise the data, split off validation rows."""

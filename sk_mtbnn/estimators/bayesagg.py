@@ -19,7 +19,7 @@ from ..aggregators.bayesagg import check_bayesagg, classification_curvature
 from ..nn.blr import with_bias
 from ..nn.classification import MultiTaskClassificationNetwork
 from ..nn.network import MultiTaskNetwork
-from ._base import NetworkEstimatorMixin, TrainingData, seeded
+from ._base import NetworkEstimatorMixin, TrainingData
 from ._regression import MultiTaskRegressorBase
 from ._torch_utils import PREDICT_CHUNK, inference_copy
 
@@ -417,11 +417,7 @@ class BayesAggMTLClassifier(
         self : BayesAggMTLClassifier
             The fitted classifier.
         """
-        data = self._prepare(X, y)
-        with seeded(data.seed):
-            module = self._build_module(data)
-            self._train(module, data)
-        return self
+        return self._fit(X, y)
 
     def _prepare(self, X, y) -> TrainingData:
         """Validate, encode and standardise the data; split off validation rows."""

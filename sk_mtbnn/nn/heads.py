@@ -16,6 +16,7 @@ returns per point is ``(T, B)``; per task ``(T,)``.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import NamedTuple
 
 import torch
@@ -52,8 +53,12 @@ def masked_task_mean(values: Tensor, labelled: Tensor) -> tuple[Tensor, Tensor]:
     return (values * weights).sum(-1) / counts.clamp_min(1.0), present
 
 
-class _VBLLHead(nn.Module):
-    """Common part of the Gaussian and Student-t heads: q(w) and its KL."""
+class _VBLLHead(nn.Module, ABC):
+    """Common part of the Gaussian and Student-t heads: q(w) and its KL.
+
+    Subclasses set up their noise model in :meth:`_init_noise` from the
+    noise prior (``wishart_scale``, ``dof``) and the initial noise level.
+    """
 
     def __init__(
         self,
@@ -63,6 +68,9 @@ class _VBLLHead(nn.Module):
         covariance: str = "dense",
         rank: int = 2,
         prior_scale: float = 1.0,
+        wishart_scale: float = 1e-2,
+        dof: float = 1.0,
+        noise_std: float = 1.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -78,6 +86,11 @@ class _VBLLHead(nn.Module):
         self.covariance = make_covariance(
             covariance, n_tasks, dim, math.sqrt(self.prior_var), rank, seed
         )
+        self._init_noise(wishart_scale, dof, noise_std)
+
+    @abstractmethod
+    def _init_noise(self, wishart_scale: float, dof: float, noise_std: float) -> None:
+        """Create the noise parameters from the noise prior and initial level."""
 
     def _mean_and_quad(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         phi = with_bias(phi)
@@ -114,30 +127,10 @@ class GaussianVBLLHead(_VBLLHead):
     inverse-gamma ``IG(dof / 2, wishart_scale / 2)``).
     """
 
-    def __init__(
-        self,
-        n_tasks: int,
-        in_features: int,
-        *,
-        covariance: str = "dense",
-        rank: int = 2,
-        prior_scale: float = 1.0,
-        wishart_scale: float = 1e-2,
-        dof: float = 1.0,
-        noise_std: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            n_tasks,
-            in_features,
-            covariance=covariance,
-            rank=rank,
-            prior_scale=prior_scale,
-            seed=seed,
-        )
+    def _init_noise(self, wishart_scale: float, dof: float, noise_std: float) -> None:
         self.wishart_scale = wishart_scale
         self.dof = dof
-        self.log_noise_std = nn.Parameter(torch.full((n_tasks,), math.log(noise_std)))
+        self.log_noise_std = nn.Parameter(torch.full((self.n_tasks,), math.log(noise_std)))
 
     def noise_var(self) -> Tensor:
         return torch.exp(2.0 * self.log_noise_std)
@@ -213,32 +206,12 @@ class StudentTVBLLHead(_VBLLHead):
     variance ``(phi^T S phi + 1) beta / (alpha - 1)`` is finite.
     """
 
-    def __init__(
-        self,
-        n_tasks: int,
-        in_features: int,
-        *,
-        covariance: str = "dense",
-        rank: int = 2,
-        prior_scale: float = 1.0,
-        wishart_scale: float = 1e-2,
-        dof: float = 1.0,
-        noise_std: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            n_tasks,
-            in_features,
-            covariance=covariance,
-            rank=rank,
-            prior_scale=prior_scale,
-            seed=seed,
-        )
+    def _init_noise(self, wishart_scale: float, dof: float, noise_std: float) -> None:
         self.prior_shape = 0.5 * dof
         self.prior_rate = 0.5 * wishart_scale
         # Start at alpha = 2, E[1 / tau] = beta / (alpha - 1) = noise_std^2.
-        self.log_shape_minus_one = nn.Parameter(torch.zeros(n_tasks))
-        self.log_rate = nn.Parameter(torch.full((n_tasks,), 2.0 * math.log(noise_std)))
+        self.log_shape_minus_one = nn.Parameter(torch.zeros(self.n_tasks))
+        self.log_rate = nn.Parameter(torch.full((self.n_tasks,), 2.0 * math.log(noise_std)))
 
     def shape(self) -> Tensor:
         return 1.0 + torch.exp(self.log_shape_minus_one)
