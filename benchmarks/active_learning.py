@@ -3,7 +3,7 @@
 Problems:
 
 * borehole (8 inputs, two fidelities as tasks): the cheap low fidelity is
-  labelled on the whole pool of 2,000 points from the start; each query buys
+  labelled on the whole pool of 600 points from the start; each query buys
   the expensive high fidelity of the chosen points (10 per round, from 10 to
   100 labels). Test: 2,000 fresh points, high fidelity.
 * energy efficiency (real, 768 buildings, 2 tasks): 75% of the rows form the
@@ -112,11 +112,11 @@ def modal_gp_max_std(learner, X_pool, n_instances=1):
 def borehole_problem(seed):
     rng = np.random.RandomState(seed)
     lo, hi = BOREHOLE_BOUNDS[:, 0], BOREHOLE_BOUNDS[:, 1]
-    X = lo + rng.uniform(size=(4000, 8)) * (hi - lo)
+    X = lo + rng.uniform(size=(2600, 8)) * (hi - lo)
     y = np.column_stack([borehole(X, "high"), borehole(X, "low")])
-    pool_X, pool_y, test_X, test_y = X[:2000], y[:2000], X[2000:], y[2000:]
+    pool_X, pool_y, test_X, test_y = X[:600], y[:600], X[600:], y[600:]
     # Low fidelity known on the whole pool; the high fidelity is what we buy.
-    background = (pool_X, np.column_stack([np.full(2000, np.nan), pool_y[:, 1]]))
+    background = (pool_X, np.column_stack([np.full(600, np.nan), pool_y[:, 1]]))
     return {
         "pool_X": pool_X,
         "pool_y": pool_y,
@@ -233,22 +233,43 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--pool-timing", action="store_true", help="time a 1,000,000-row pool")
     parser.add_argument("--max-labels", type=int, default=100)
+    parser.add_argument(
+        "--problem",
+        choices=["borehole", "enb", "both"],
+        default="both",
+        help="run one problem (then --combine merges the saved runs)",
+    )
+    parser.add_argument(
+        "--combine", action="store_true", help="only write the table and figure from saved runs"
+    )
     args = parser.parse_args()
     global END
     END = args.max_labels
     torch.set_num_threads(1)
-    results = {}
-    for name, make in (
-        ("borehole (multi-fidelity)", borehole_problem),
-        ("energy efficiency", enb_problem),
-    ):
-        results[name] = {}
+    import json
+
+    problems = {
+        "borehole": ("borehole (multi-fidelity)", borehole_problem),
+        "enb": ("energy efficiency", enb_problem),
+    }
+    chosen = list(problems) if args.problem == "both" else [args.problem]
+    for key in [] if args.combine else chosen:
+        name, make = problems[key]
+        runs = {}
         for seed in range(args.seeds):
             problem = make(seed)
             for label, (strategy, kind) in strategies(problem["task"]).items():
                 pts = curve(problem, strategy, kind, seed)
-                results[name].setdefault(label, []).append(pts)
+                runs.setdefault(label, []).append(pts)
                 print(name, label, seed, [(n, round(r, 3)) for n, r, _ in pts[::3]], flush=True)
+        (ROOT / "results" / f"al_runs_{key}.json").write_text(json.dumps(runs))
+    if args.problem != "both" and not args.combine:
+        return
+    results = {
+        problems[key][0]: json.loads((ROOT / "results" / f"al_runs_{key}.json").read_text())
+        for key in problems
+        if (ROOT / "results" / f"al_runs_{key}.json").exists()
+    }
     lines = [
         f"# Active learning curves\n\nMeasured {date.today().isoformat()} on "
         f"{platform.machine()}, one torch thread, {args.seeds} seeds, by "

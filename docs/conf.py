@@ -22,12 +22,21 @@ extensions = [
 ]
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    # scikit-learn's generated metadata-routing setters document themselves
+    # with references to scikit-learn's own glossary.
+    "exclude-members": "set_fit_request, set_score_request, set_predict_request, "
+    "set_partial_fit_request, get_metadata_routing, set_params, get_params",
+}
 numpydoc_show_class_members = False
 numpydoc_xref_param_type = False
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+templates_path = ["_templates"]
 exclude_patterns = [
     "_build",
+    "_templates",
     "auto_examples/*.ipynb",
     "auto_examples/*.py",
     "auto_examples/*.zip",

@@ -1,6 +1,6 @@
 """
 Task-specific subnetworks: how much do the tasks' masks overlap?
-===============================================================
+================================================================
 
 Four tasks in two groups of related tasks (a linear model of
 coregionalisation). :class:`~sk_mtbnn.IterativeMagnitudePruning` finds for
