@@ -88,7 +88,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         regularised by their prior instead).
     max_epochs : int or "auto", default="auto"
         Number of passes over the data. ``"auto"`` aims at about
-        ``AUTO_STEPS`` optimiser steps (at least 10 epochs), so small data
+        3,000 optimiser steps (at least 10 epochs), so small data
         sets get enough steps and large ones few passes.
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(128, n_samples)``.
@@ -99,8 +99,8 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         ``max_epochs`` on all rows, which overfits small data sets: their
         bands come out too narrow.
     n_iter_no_change : int, default=20
-        Patience of early stopping, in epochs (never fewer than a tenth of
-        ``AUTO_STEPS`` optimiser steps).
+        Patience of early stopping, in epochs (never fewer epochs than make
+        300 optimiser steps).
     refine_head : bool, default=True
         After training, set each head's posterior to its closed-form optimum
         given the final features and *all* labelled rows (exact for
@@ -108,7 +108,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         ``"lowrank"``; the conjugate Normal-Gamma update for
         ``"student_t"``). With a validation split, a Gaussian head's noise is
         first chosen to maximise the held-out likelihood (tasks with at
-        least ``MIN_CALIBRATION_LABELS`` held-out labels).
+        least 10 held-out labels).
     normalize_y : bool, default=True
         Standardise each task's targets (over its labelled entries) for
         training; predictions are returned in the original units.
