@@ -11,7 +11,8 @@ Problems:
 For each problem the dense ``SparseMultiTaskBNNRegressor`` (default settings)
 is compared with ``IterativeMagnitudePruning`` of the same estimator at three
 target sparsities, reached in three rounds (``select="last"``, rewinding to
-initialisation), on test NLL, RMSE and fit time. For the synthetic problem the
+initialisation; weights ranked over all layers, the default, and at 75% also
+per layer), on test NLL, RMSE and fit time. For the synthetic problem the
 mean Jaccard overlap of the task masks within and between the groups is
 reported. Run ``python benchmarks/pruning.py [--seeds 2]``; writes
 ``benchmarks/results/pruning.md``.
@@ -35,6 +36,9 @@ from sk_mtbnn.metrics import gaussian_nll
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPARSITIES = (0.5, 0.75, 0.9)
+#: (sparsity, scope) of the pruned models: the default global ranking at every
+#: sparsity, and per-layer pruning at 75% for comparison.
+CONFIGS = [(s, "global") for s in SPARSITIES] + [(0.75, "layer")]
 ROUNDS = 3
 GROUPS = [0, 0, 1, 1]
 
@@ -82,19 +86,21 @@ def run(problem, loader, seeds):
         rows.append(
             ("dense", seed, *evaluate(dense, X_te, y_te), time.perf_counter() - start, None)
         )
-        for sparsity in SPARSITIES:
+        for sparsity, scope in CONFIGS:
             ratio = 1 - (1 - sparsity) ** (1 / ROUNDS)
             start = time.perf_counter()
             model = IterativeMagnitudePruning(
                 SparseMultiTaskBNNRegressor(),
                 prune_ratio=ratio,
                 n_rounds=ROUNDS,
+                scope=scope,
                 select="last",
                 random_state=seed,
             ).fit(X, y)
             seconds = time.perf_counter() - start
             overlap = overlap_within_between(model.overlap_) if problem == "synthetic" else None
-            rows.append((f"{sparsity:.0%}", seed, *evaluate(model, X_te, y_te), seconds, overlap))
+            name = f"{sparsity:.0%}" + ("" if scope == "global" else " (per layer)")
+            rows.append((name, seed, *evaluate(model, X_te, y_te), seconds, overlap))
             print(problem, rows[-1], f"sparsity {model.sparsity_.round(3)}", flush=True)
     return rows
 
@@ -106,7 +112,8 @@ def table(results):
         "| --- | --- | ---: | ---: | ---: | --- |",
     ]
     for problem, rows in results.items():
-        for name in ["dense", *[f"{s:.0%}" for s in SPARSITIES]]:
+        names = ["dense", *[f"{s:.0%}" for s in SPARSITIES], "75% (per layer)"]
+        for name in names:
             sel = [r for r in rows if r[0] == name]
             nll = np.array([r[2] for r in sel])
             rmse = np.array([r[3] for r in sel])
@@ -117,7 +124,8 @@ def table(results):
                 if ov
                 else ""
             )
-            label = "dense" if name == "dense" else f"pruned to {name} sparsity"
+            label = "dense" if name == "dense" else f"pruned to {name.split()[0]} sparsity"
+            label += ", per layer" if name.endswith("(per layer)") else ""
             lines.append(
                 f"| {problem} | {label} | {nll.mean():.3f} +- {nll.std():.3f} "
                 f"| {rmse.mean():.3f} +- {rmse.std():.3f} | {secs.mean():.0f} | {overlap} |"

@@ -21,9 +21,9 @@ task in units of that task's test standard deviation, averaged over tasks:
 NLL, RMSE, CRPS, 95% coverage; Delta_m% of RMSE against STL; total fit time.
 
 ``python benchmarks/run.py`` (about 2 minutes of fitting on one core; 10 in
-the worst case) or ``--quick`` (three problems, about a minute). Writes ``benchmarks/results/suite.md`` and
-``docs/_static/suite_nll.png``; ``--update-readme`` copies the table into the
-README.
+the worst case) or ``--quick`` (three problems, about a minute). Writes
+``benchmarks/results/suite.md`` and ``docs/_static/suite_nll.png``;
+``--update-readme`` copies the table into the README.
 """
 
 from __future__ import annotations

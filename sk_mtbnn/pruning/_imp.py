@@ -32,7 +32,7 @@ def _estimator_has(name):
     return check
 
 
-def prune_masks(weights, masks, keep_fraction, scope="layer"):
+def prune_masks(weights, masks, keep_fraction, scope="global"):
     """New binary masks that keep the largest-magnitude surviving entries.
 
     Parameters
@@ -46,8 +46,8 @@ def prune_masks(weights, masks, keep_fraction, scope="layer"):
         ``(1 - p)^r`` after ``r`` rounds of pruning ratio ``p``. Counting from
         the original size (not from the survivors) keeps the rounding error
         at one entry per layer whatever the number of rounds.
-    scope : {"layer", "global"}, default="layer"
-        Rank within each layer, or all layers together.
+    scope : {"global", "layer"}, default="global"
+        Rank all layers together, or within each layer.
 
     Returns
     -------
@@ -110,8 +110,11 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
         rounds a task keeps ``(1 - prune_ratio)^r`` of its backbone weights.
     n_rounds : int, default=3
         Number of pruning rounds per task.
-    scope : {"layer", "global"}, default="layer"
-        Prune the same fraction in every layer, or rank all layers together.
+    scope : {"global", "layer"}, default="global"
+        Rank the weights of all backbone layers together, or prune the same
+        fraction in every layer. Global ranking spares the first layer, which
+        is small when there are few input features, and lost less accuracy
+        than per-layer pruning in the pruning benchmark.
     prune_bias : bool, default=False
         Also prune backbone biases.
     rewind : {"init", "warmup", "none"}, default="init"
@@ -192,7 +195,7 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
         estimator,
         prune_ratio=0.2,
         n_rounds=3,
-        scope="layer",
+        scope="global",
         prune_bias=False,
         rewind="init",
         rewind_epoch=1,
