@@ -137,17 +137,20 @@ def test_uniform_task_sampling_ignores_label_counts():
     assert stats.chisquare(hits).pvalue > 1e-3
 
 
-def test_torchjd_aggregators_are_accepted():
+@pytest.mark.parametrize("name", ["MGDA", "IMTLG", "UPGrad"])
+def test_torchjd_aggregators_are_accepted(name):
+    # UPGrad solves its projections with quadprog, which the ``torchjd`` and
+    # ``test`` extras must install (torchjd's ``quadprog-projector`` extra).
     torchjd = pytest.importorskip("torchjd")
-    upgrad = torchjd.aggregation.MGDA()
-    agg = resolve_aggregator(upgrad)
-    assert isinstance(agg, TorchJDAggregator) and agg.aggregator is not upgrad
+    reference = getattr(torchjd.aggregation, name)()
+    agg = resolve_aggregator(reference)
+    assert isinstance(agg, TorchJDAggregator) and agg.aggregator is not reference
     g = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
-    torch.testing.assert_close(agg.combine(g), upgrad(g))
+    torch.testing.assert_close(agg.combine(g), reference(g))
     prob = TwoTaskProblem()
     agg.reset([1, 1], torch.Generator())
     agg.backward(prob.losses(), torch.tensor([True, True]), [prob.w], [prob.v])
-    torch.testing.assert_close(prob.w.grad, upgrad(prob.shared_grads()))
+    torch.testing.assert_close(prob.w.grad, reference(prob.shared_grads()))
 
 
 def test_resolve_aggregator_names_and_errors():
