@@ -99,7 +99,8 @@ def run(problem, loader, seeds):
             ).fit(X, y)
             seconds = time.perf_counter() - start
             overlap = overlap_within_between(model.overlap_) if problem == "synthetic" else None
-            name = f"{sparsity:.0%}" + ("" if scope == "global" else " (per layer)")
+            name = f"pruned to {sparsity:.0%} sparsity"
+            name += ", per layer" if scope == "layer" else ""
             rows.append((name, seed, *evaluate(model, X_te, y_te), seconds, overlap))
             print(problem, rows[-1], f"sparsity {model.sparsity_.round(3)}", flush=True)
     return rows
@@ -112,8 +113,7 @@ def table(results):
         "| --- | --- | ---: | ---: | ---: | --- |",
     ]
     for problem, rows in results.items():
-        names = ["dense", *[f"{s:.0%}" for s in SPARSITIES], "75% (per layer)"]
-        for name in names:
+        for name in dict.fromkeys(r[0] for r in rows):  # in the order they were run
             sel = [r for r in rows if r[0] == name]
             nll = np.array([r[2] for r in sel])
             rmse = np.array([r[3] for r in sel])
@@ -124,10 +124,8 @@ def table(results):
                 if ov
                 else ""
             )
-            label = "dense" if name == "dense" else f"pruned to {name.split()[0]} sparsity"
-            label += ", per layer" if name.endswith("(per layer)") else ""
             lines.append(
-                f"| {problem} | {label} | {nll.mean():.3f} +- {nll.std():.3f} "
+                f"| {problem} | {name} | {nll.mean():.3f} +- {nll.std():.3f} "
                 f"| {rmse.mean():.3f} +- {rmse.std():.3f} | {secs.mean():.0f} | {overlap} |"
             )
     return "\n".join(lines) + "\n"
