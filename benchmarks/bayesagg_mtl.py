@@ -84,18 +84,20 @@ def task_aucs(clf, X, y):
     return np.array([roc_auc_score(y[:, t], p[:, 1]) for t, p in enumerate(proba)])
 
 
+def stl_aucs(data, seed):
+    """Test AUC of each task's single-task classifier ``(T,)``."""
+    X, y, X_test, y_test = data
+    aucs = []
+    for t in range(y.shape[1]):
+        clf = BayesAggMTLClassifier(aggregator="mean", random_state=seed).fit(X, y[:, t])
+        aucs.append(roc_auc_score(y_test[:, t], clf.predict_proba(X_test)[:, 1]))
+    return np.array(aucs)
+
+
 def run_problem(name, data, seeds):
     X, y, X_test, y_test = data
     rows = {}
-    stl = []
-    for seed in range(seeds):
-        aucs = []
-        for t in range(y.shape[1]):
-            clf = BayesAggMTLClassifier(aggregator="mean", random_state=seed).fit(X, y[:, t])
-            proba = clf.predict_proba(X_test)
-            aucs.append(roc_auc_score(y_test[:, t], proba[:, 1]))
-        stl.append(aucs)
-    stl = np.array(stl)
+    stl = np.array([stl_aucs(data, seed) for seed in range(seeds)])
     rows["STL"] = {"auc": stl.mean(1), "delta": np.zeros(seeds), "epoch_s": None}
     for label, agg in methods().items():
         aucs, deltas, epoch_s = [], [], []
