@@ -43,6 +43,9 @@ class MultiTaskNetwork(nn.Module):
         The VBLL head.
     head_kwargs : dict
         Passed to the head (covariance, rank, prior_scale, ...).
+    backbone_kwargs : dict
+        Passed to :class:`~sk_mtbnn.nn.backbone.MaskedMLP` (``residual``,
+        ``spectral_norm``, ``dropout``, ``n_power_iterations``).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class MultiTaskNetwork(nn.Module):
         task_columns: Sequence[Sequence[int]] | None = None,
         head: str = "gaussian",
         head_kwargs: dict | None = None,
+        backbone_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
         task_columns = [list(c) for c in (task_columns or [[] for _ in range(n_tasks)])]
@@ -70,7 +74,13 @@ class MultiTaskNetwork(nn.Module):
             "task_columns", torch.tensor(padded, dtype=torch.long).reshape(n_tasks, n_own)
         )
         self.n_tasks = n_tasks
-        self.backbone = MaskedMLP(len(backbone_columns), hidden_layer_sizes, n_tasks, activation)
+        self.backbone = MaskedMLP(
+            len(backbone_columns),
+            hidden_layer_sizes,
+            n_tasks,
+            activation,
+            **(backbone_kwargs or {}),
+        )
         branch_in = self.backbone.out_features + n_own
         self.branches = TaskBranches(n_tasks, branch_in, branch_layer_sizes, activation)
         self.head = make_head(
