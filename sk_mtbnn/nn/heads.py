@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -39,6 +40,30 @@ class Predictive(NamedTuple):
     mean: Tensor
     epistemic: Tensor
     aleatoric: Tensor
+
+
+def mixture_moments(predictives: Sequence[Predictive]) -> Predictive:
+    """Moments of the equal-weight mixture of ``predictives`` (law of total variance).
+
+    ``mean = avg(mean_m)``, ``epistemic = avg(epistemic_m) + var(mean_m)`` (the
+    spread of the component means, divided by ``M``), ``aleatoric =
+    avg(aleatoric_m)``: the moments over MC-dropout passes (Gal & Ghahramani,
+    2016) or ensemble members (Lakshminarayanan et al., 2017).
+
+    Examples
+    --------
+    >>> import torch
+    >>> a = Predictive(torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1))
+    >>> b = Predictive(torch.full((1, 1), 2.0), torch.ones(1, 1), torch.ones(1, 1))
+    >>> [float(m) for m in mixture_moments([a, b])]
+    [1.0, 2.0, 1.0]
+    """
+    mean, epistemic, aleatoric = (torch.stack(m) for m in zip(*predictives))
+    return Predictive(
+        mean.mean(0),
+        epistemic.mean(0) + mean.var(0, correction=0),
+        aleatoric.mean(0),
+    )
 
 
 def masked_task_mean(values: Tensor, labelled: Tensor) -> tuple[Tensor, Tensor]:

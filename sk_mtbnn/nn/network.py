@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .backbone import MaskedMLP, TaskBranches
-from .heads import Predictive, make_head
+from .heads import Predictive, make_head, mixture_moments
 
 
 class MultiTaskNetwork(nn.Module):
@@ -46,6 +46,17 @@ class MultiTaskNetwork(nn.Module):
     backbone_kwargs : dict
         Passed to :class:`~sk_mtbnn.nn.backbone.MaskedMLP` (``residual``,
         ``spectral_norm``, ``dropout``, ``n_power_iterations``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = MultiTaskNetwork(
+    ...     1, 2, hidden_layer_sizes=(8, 8),
+    ...     backbone_kwargs={"residual": True, "spectral_norm": 0.9, "dropout": 0.1},
+    ... )
+    >>> pred = net.eval().predict_mc(torch.randn(4, 1), 10, torch.Generator().manual_seed(0))
+    >>> pred.mean.shape
+    torch.Size([2, 4])
     """
 
     def __init__(
@@ -119,3 +130,21 @@ class MultiTaskNetwork(nn.Module):
     def predict(self, x: Tensor) -> Predictive:
         """Predictive moments, each ``(T, B)``."""
         return self.head.predict(self(x))
+
+    def predict_mc(
+        self, x: Tensor, n_passes: int, generator: torch.Generator | None = None
+    ) -> Predictive:
+        """MC-dropout predictive moments over ``n_passes`` stochastic passes, each ``(T, B)``.
+
+        Dropout stays on (Gal & Ghahramani, 2016); each pass is one draw of
+        the backbone's dropout masks from ``generator`` (see
+        :meth:`MaskedMLP.stochastic`), so a seeded generator makes the result
+        deterministic and independent of the other rows in ``x``. The moments
+        follow the law of total variance (:func:`~sk_mtbnn.nn.heads.mixture_moments`):
+        the variance of the passes' means is added to the head's epistemic part.
+        Without dropout every pass is the deterministic :meth:`predict`.
+        """
+        if not (isinstance(n_passes, int) and n_passes >= 1):
+            raise ValueError(f"n_passes must be a positive integer, got {n_passes!r}.")
+        with self.backbone.stochastic(generator):
+            return mixture_moments([self.predict(x) for _ in range(n_passes)])
