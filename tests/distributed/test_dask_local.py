@@ -1,0 +1,174 @@
+"""sk_mtbnn.distributed on dask's in-process schedulers: results, graph shape, errors."""
+
+import pickle
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+
+from sk_mtbnn.distributed import (  # noqa: E402
+    predict_dask,
+    predictive_std_score,
+    query_pool_dask,
+    score_pool_dask,
+)
+from sk_mtbnn.distributed._pool import top_k  # noqa: E402
+
+#: Float64 predictions of a row may differ in the last bits with the size of
+#: the batch it is computed in (BLAS picks kernels by shape); 1e-12 is about
+#: 10^4 ulps, far below any real difference (a row from the wrong block, or a
+#: wrong model, differs by O(0.01) or more).
+RTOL = 1e-12
+
+
+@pytest.fixture(autouse=True)
+def synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+# ------------------------------------------------------------------ top-k
+@pytest.mark.parametrize("k", [1, 3, 50, 400])
+def test_top_k_is_a_stable_descending_sort_with_ties(k):
+    rng = np.random.default_rng(k)
+    values = rng.integers(0, 20, size=400).astype(float)  # many ties
+    got_values, got_index = top_k(values, np.arange(400), k)
+    expected = np.argsort(-values, kind="stable")[:k]
+    np.testing.assert_array_equal(got_index, expected)
+    np.testing.assert_array_equal(got_values, values[expected])
+
+
+def test_merging_partial_top_k_gives_the_global_top_k():
+    # The reduction's invariant: top-k of the union of any partition's parts'
+    # top-k equals the top-k of the whole, ties included.
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 10, size=1_000).astype(float)
+    cuts = np.sort(rng.choice(np.arange(1, 1_000), size=30, replace=False))
+    pieces = zip(np.split(values, cuts), np.split(np.arange(1_000), cuts))
+    parts = [top_k(v, i, 25) for v, i in pieces]
+    merged = top_k(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), 25)
+    np.testing.assert_array_equal(merged[1], np.argsort(-values, kind="stable")[:25])
+
+
+@pytest.mark.parametrize("split_every", [2, 3, 16])
+def test_query_with_ties_equals_ranking_the_whole_pool(split_every):
+    # A score with many ties (the rounded first column) across blocks of
+    # several sizes, reduced over one to four levels.
+    X = np.random.default_rng(0).uniform(0, 5, size=(3_000, 2))
+    pool = da.from_array(X, chunks=((100,) * 10 + (500,) * 4, (2,)))
+    idx, values = query_pool_dask(
+        None, pool, 40, score=_rounded_first_column, split_every=split_every, return_scores=True
+    )
+    expected = np.argsort(-np.round(X[:, 0]), kind="stable")[:40]
+    np.testing.assert_array_equal(idx, expected)
+    np.testing.assert_array_equal(values, np.round(X[expected, 0]))
+
+
+def _rounded_first_column(model, X):
+    return np.round(X[:, 0])
+
+
+# ---------------------------------------------------------- model results
+@pytest.mark.parametrize("return_std", [False, True])
+def test_predict_dask_equals_the_local_predict(fitted, pool, return_std):
+    out = predict_dask(fitted, pool, return_std=return_std)
+    local = fitted.predict(pool.compute(), return_std=return_std)
+    if not return_std:
+        out, local = (out,), (local,)
+    assert all(isinstance(o, da.Array) for o in out)
+    for got, expected in zip(dask.compute(*out), local):
+        assert got.shape == expected.shape  # (n,) for one task, (n, 2) for two
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=0)
+
+
+def test_predict_dask_gathers_split_columns(fitted, pool):
+    split = pool.rechunk({1: 1})
+    np.testing.assert_allclose(
+        predict_dask(fitted, split).compute(), fitted.predict(pool.compute()), rtol=RTOL
+    )
+
+
+def test_query_pool_dask_equals_ranking_the_local_scores(fitted, pool):
+    idx, values = query_pool_dask(fitted, pool, 25, split_every=2, return_scores=True)
+    local = predictive_std_score(fitted, pool.compute())
+    np.testing.assert_array_equal(idx, np.argsort(-local, kind="stable")[:25])
+    np.testing.assert_allclose(values, local[idx], rtol=RTOL)
+
+
+def test_score_pool_dask_equals_the_local_scores(fitted, pool):
+    got = score_pool_dask(fitted, pool).compute()
+    np.testing.assert_allclose(got, predictive_std_score(fitted, pool.compute()), rtol=RTOL)
+
+
+def test_the_model_enters_the_graph_once(fitted, pool):
+    # Each task is serialised on its own by a distributed scheduler: only one
+    # graph node may carry the model, every block task refers to it by key.
+    size = len(pickle.dumps(fitted))
+    for collection in (predict_dask(fitted, pool), score_pool_dask(fitted, pool)):
+        graph = dict(collection.__dask_graph__())
+        heavy = [k for k, v in graph.items() if len(pickle.dumps(v)) >= size // 2]
+        assert len(heavy) == 1, heavy
+        assert len(graph) > pool.numblocks[0]  # one task per block besides
+
+
+def test_a_model_fitted_on_a_dataframe_gets_named_blocks(pool):
+    pd = pytest.importorskip("pandas")
+    from sk_mtbnn import SparseMultiTaskBNNRegressor
+
+    X = pd.DataFrame(np.random.default_rng(0).uniform(-2, 2, (80, 3)), columns=["a", "b", "c"])
+    reg = SparseMultiTaskBNNRegressor(hidden_layer_sizes=(8,), max_epochs=5, random_state=0)
+    reg.fit(X, np.sin(X["a"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        got = predict_dask(reg, pool).compute()
+    np.testing.assert_allclose(got, reg.predict(pd.DataFrame(pool.compute(), columns=X.columns)))
+
+
+# ---------------------------------------------------------------- errors
+def test_inputs_that_are_not_2d_dask_arrays_are_rejected(fitted, pool):
+    with pytest.raises(TypeError, match=r"dask\.array\.from_array"):
+        predict_dask(fitted, pool.compute())
+    with pytest.raises(ValueError, match="must be 2-D"):
+        query_pool_dask(fitted, pool[:, 0])
+
+
+def test_query_arguments_are_checked(fitted, pool):
+    with pytest.raises(ValueError, match="exceeds the pool size 6000"):
+        query_pool_dask(fitted, pool, 6_001)
+    with pytest.raises(ValueError, match="n_instances must be a positive integer"):
+        query_pool_dask(fitted, pool, 0)
+    with pytest.raises(ValueError, match="split_every must be at least 2"):
+        query_pool_dask(fitted, pool, split_every=1)
+    unknown = pool[pool[:, 0] > 0]  # boolean selection: row counts unknown until computed
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        query_pool_dask(fitted, unknown)
+
+
+def test_a_score_with_the_wrong_shape_or_not_finite_values_raises(fitted, pool):
+    with pytest.raises(ValueError, match="one value per row"):
+        query_pool_dask(fitted, pool, score=lambda model, X: X)
+    with pytest.raises(ValueError, match="not finite"):
+        query_pool_dask(fitted, pool, score=lambda model, X: np.where(X[:, 0] > 0, 1.0, np.nan))
+
+
+def test_a_wrong_number_of_features_fails_before_any_task_runs(fitted, pool):
+    with pytest.raises(ValueError, match="features"):
+        predict_dask(fitted, pool[:, :2])
+
+
+def test_missing_dask_names_the_extra(monkeypatch, fitted):
+    monkeypatch.setitem(sys.modules, "dask.array", None)  # import fails
+    with pytest.raises(ImportError, match=r'pip install "sk_mtbnn\[dask\]"'):
+        predict_dask(fitted, np.zeros((3, 3)))
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    from sk_mtbnn.distributed import ray_dask_scheduler
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r'pip install "sk_mtbnn\[ray\]"'):
+        ray_dask_scheduler()
