@@ -1,7 +1,11 @@
 """Fitted models and pools shared by the distributed tests (fitted once per session)."""
 
+import functools
+
+import joblib
 import numpy as np
 import pytest
+from sklearn.model_selection import GridSearchCV, KFold
 
 from sk_mtbnn import SparseMultiTaskBNNRegressor
 
@@ -16,16 +20,72 @@ def _training_data(n_tasks):
     return X, y + 0.1 * rng.standard_normal(y.shape)
 
 
-@pytest.fixture(scope="session", params=[1, 2], ids=["one_task", "two_tasks"])
-def fitted(request):
-    """A fitted regressor with one task (1-D outputs) or two (2-D outputs)."""
-    X, y = _training_data(request.param)
-    return SparseMultiTaskBNNRegressor(**SMALL, random_state=0).fit(X, y.squeeze())
+@pytest.fixture(scope="session")
+def rtol():
+    """Relative tolerance between a row's prediction on a worker and locally.
+
+    Float64 predictions of a row may differ in the last bits with the size of
+    the batch it is computed in (BLAS picks kernels by shape); 1e-12 is about
+    10^4 ulps, far below any real difference (a row from the wrong block, or
+    a wrong model, differs by O(0.01) or more).
+    """
+    return 1e-12
 
 
 @pytest.fixture(scope="session")
-def search_data():
-    return _training_data(2)
+def small_regressor():
+    """A new, unfitted regressor that fits in a fraction of a second."""
+    return lambda: SparseMultiTaskBNNRegressor(**SMALL, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def fitted_models(small_regressor):
+    """Fitted regressors by number of tasks: 1 (1-D outputs) and 2 (2-D outputs)."""
+    models = {}
+    for n_tasks in (1, 2):
+        X, y = _training_data(n_tasks)
+        models[n_tasks] = small_regressor().fit(X, y.squeeze())
+    return models
+
+
+@pytest.fixture(params=[1, 2], ids=["one_task", "two_tasks"])
+def fitted(request, fitted_models):
+    """Each fitted regressor in turn (function-scoped: no reordering of the tests)."""
+    return fitted_models[request.param]
+
+
+class SearchResult:
+    """A fitted GridSearchCV, comparable with another one."""
+
+    def __init__(self, search):
+        self.search = search
+
+    def assert_same(self, other: "SearchResult") -> None:
+        assert self.search.best_params_ == other.search.best_params_
+        # Same seeds, one thread per process and the same builds: every fit is
+        # bitwise reproducible, so the scores are equal, not merely close.
+        for key in ("split0_test_score", "split1_test_score", "mean_test_score", "rank_test_score"):
+            np.testing.assert_array_equal(
+                self.search.cv_results_[key], other.search.cv_results_[key]
+            )
+
+
+@pytest.fixture(scope="session")
+def grid_search(small_regressor):
+    """``grid_search(backend)``: a 2 x 2 grid, 2 folds, the fits run through a joblib backend."""
+    X, y = _training_data(2)
+
+    @functools.cache  # a backend's result is reproducible: compute each once
+    def run(backend: str) -> SearchResult:
+        search = GridSearchCV(
+            small_regressor(),
+            {"learning_rate": [1e-3, 1e-2], "hidden_layer_sizes": [(8,), (16,)]},
+            cv=KFold(2, shuffle=True, random_state=0),
+        )
+        with joblib.parallel_config(backend=backend, n_jobs=2):
+            return SearchResult(search.fit(X, y))
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -7,22 +7,16 @@ import warnings
 import numpy as np
 import pytest
 
-da = pytest.importorskip("dask.array")
-import dask  # noqa: E402
-
-from sk_mtbnn.distributed import (  # noqa: E402
+from sk_mtbnn.distributed import (
     predict_dask,
     predictive_std_score,
     query_pool_dask,
     score_pool_dask,
 )
-from sk_mtbnn.distributed._pool import top_k  # noqa: E402
+from sk_mtbnn.distributed._pool import top_k
 
-#: Float64 predictions of a row may differ in the last bits with the size of
-#: the batch it is computed in (BLAS picks kernels by shape); 1e-12 is about
-#: 10^4 ulps, far below any real difference (a row from the wrong block, or a
-#: wrong model, differs by O(0.01) or more).
-RTOL = 1e-12
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +68,7 @@ def _rounded_first_column(model, X):
 
 # ---------------------------------------------------------- model results
 @pytest.mark.parametrize("return_std", [False, True])
-def test_predict_dask_equals_the_local_predict(fitted, pool, return_std):
+def test_predict_dask_equals_the_local_predict(fitted, pool, return_std, rtol):
     out = predict_dask(fitted, pool, return_std=return_std)
     local = fitted.predict(pool.compute(), return_std=return_std)
     if not return_std:
@@ -82,26 +76,26 @@ def test_predict_dask_equals_the_local_predict(fitted, pool, return_std):
     assert all(isinstance(o, da.Array) for o in out)
     for got, expected in zip(dask.compute(*out), local):
         assert got.shape == expected.shape  # (n,) for one task, (n, 2) for two
-        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=0)
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=0)
 
 
-def test_predict_dask_gathers_split_columns(fitted, pool):
+def test_predict_dask_gathers_split_columns(fitted, pool, rtol):
     split = pool.rechunk({1: 1})
     np.testing.assert_allclose(
-        predict_dask(fitted, split).compute(), fitted.predict(pool.compute()), rtol=RTOL
+        predict_dask(fitted, split).compute(), fitted.predict(pool.compute()), rtol=rtol
     )
 
 
-def test_query_pool_dask_equals_ranking_the_local_scores(fitted, pool):
+def test_query_pool_dask_equals_ranking_the_local_scores(fitted, pool, rtol):
     idx, values = query_pool_dask(fitted, pool, 25, split_every=2, return_scores=True)
     local = predictive_std_score(fitted, pool.compute())
     np.testing.assert_array_equal(idx, np.argsort(-local, kind="stable")[:25])
-    np.testing.assert_allclose(values, local[idx], rtol=RTOL)
+    np.testing.assert_allclose(values, local[idx], rtol=rtol)
 
 
-def test_score_pool_dask_equals_the_local_scores(fitted, pool):
+def test_score_pool_dask_equals_the_local_scores(fitted, pool, rtol):
     got = score_pool_dask(fitted, pool).compute()
-    np.testing.assert_allclose(got, predictive_std_score(fitted, pool.compute()), rtol=RTOL)
+    np.testing.assert_allclose(got, predictive_std_score(fitted, pool.compute()), rtol=rtol)
 
 
 def test_the_model_enters_the_graph_once(fitted, pool):

@@ -1,0 +1,53 @@
+"""On a local Ray instance: Ray's dask scheduler and joblib backend give the local results."""
+
+import numpy as np
+import pytest
+
+from sk_mtbnn.distributed import (
+    predict_dask,
+    predictive_std_score,
+    query_pool_dask,
+    ray_dask_scheduler,
+)
+
+ray = pytest.importorskip("ray")
+ray_joblib = pytest.importorskip("ray.util.joblib")
+pytest.importorskip("ray.util.dask")  # Ray's dask integration also needs pyarrow
+
+pytestmark = pytest.mark.slow  # starting Ray and its workers takes 10-30 s
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 2**20,  # the tests move a few MB
+        log_to_driver=False,
+    )
+    ray_joblib.register_ray()
+    yield
+    ray.shutdown()
+
+
+def test_predict_dask_on_ray_equals_the_local_predict(ray_session, fitted, pool, rtol):
+    import dask
+
+    mean, std = predict_dask(fitted, pool, return_std=True)
+    got_mean, got_std = dask.compute(mean, std, scheduler=ray_dask_scheduler())
+    local_mean, local_std = fitted.predict(pool.compute(scheduler="sync"), return_std=True)
+    np.testing.assert_allclose(got_mean, local_mean, rtol=rtol, atol=0)
+    np.testing.assert_allclose(got_std, local_std, rtol=rtol, atol=0)
+
+
+def test_query_on_ray_equals_ranking_the_local_scores(ray_session, fitted, pool, rtol):
+    idx, values = query_pool_dask(
+        fitted, pool, 30, split_every=2, return_scores=True, scheduler=ray_dask_scheduler()
+    )
+    local = predictive_std_score(fitted, pool.compute(scheduler="sync"))
+    np.testing.assert_array_equal(idx, np.argsort(-local, kind="stable")[:30])
+    np.testing.assert_allclose(values, local[idx], rtol=rtol, atol=0)
+
+
+def test_grid_search_through_rays_joblib_backend_equals_a_local_one(ray_session, grid_search):
+    grid_search("ray").assert_same(grid_search("sequential"))
