@@ -11,13 +11,9 @@ pandas >= 2 (:func:`patch_modal`); with missing labels (NaN) in the targets,
 create the learner with ``force_all_finite=False``.
 """
 
+from ._diversity import distance_thresholds, mean_abs_pairwise_difference
 from ._modal_compat import patch_modal
-from .cluster_egl import (
-    ClusterEGLSampling,
-    cluster_egl_sampling,
-    distance_thresholds,
-    mean_abs_pairwise_difference,
-)
+from .cluster_egl import ClusterEGLSampling, cluster_egl_sampling
 from .egl import expected_gradient_length
 from .strategies import (
     gsx_sampling,

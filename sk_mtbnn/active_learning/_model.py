@@ -1,4 +1,13 @@
-"""What the query strategies need from a model: uncertainty, features, labelled inputs."""
+"""The one place where the query strategies read a fitted estimator's internals.
+
+Everything the strategies need from a model goes through the small functions
+below: the estimator behind a learner or a pipeline, validated inputs, the
+standardisation of inputs and targets the network was trained in, the
+per-row uncertainties and expected gradient lengths, and a float64 copy of
+the network for autograd. Strategies work in those standardised units only,
+which makes their choices invariant to a (positive) per-column affine
+rescaling of the inputs or the targets.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +29,7 @@ class PoolScores(NamedTuple):
     mean: np.ndarray  # (m, T)
     epistemic_std: np.ndarray  # (m, T)
     total_std: np.ndarray  # (m, T)
-    egl: np.ndarray  # (m, T) closed-form expected gradient length of the head
+    egl: np.ndarray  # (m, T) closed-form expected gradient length of each task's head
 
 
 def is_learner(obj) -> bool:
@@ -42,9 +51,8 @@ def resolve(model):
         estimator = estimator[-1]
     if hasattr(estimator, "masks_") and hasattr(estimator, "estimator_"):
         estimator = estimator.estimator_
-    if not (hasattr(estimator, "_scaled_tensor") and hasattr(estimator, "n_tasks_")) or not hasattr(
-        estimator, "_moments"
-    ):
+    needed = ("_scaled_tensor", "_moments", "n_tasks_")
+    if not all(hasattr(estimator, name) for name in needed):
         raise TypeError(
             "The query strategy needs a fitted sk_mtbnn regressor (SparseMultiTaskBNNRegressor, "
             "BayesAggMTLRegressor, IterativeMagnitudePruning of one, or a Pipeline ending in "
@@ -61,49 +69,41 @@ def as_inputs(estimator, transform, X) -> np.ndarray:
     return estimator._validate_X_predict(X)
 
 
-def labelled_inputs(model, estimator, transform, X_labelled=None, tasks=None):
-    """The inputs already labelled: ``X_labelled``, or the learner's ``X_training``.
+def standardised_inputs(estimator, X: np.ndarray) -> np.ndarray:
+    """Validated inputs in the standardised units the network sees."""
+    return (X - estimator._x_mean) / estimator._x_scale
 
-    From a learner, a row counts as labelled when it has a label (not NaN)
-    for every task in ``tasks``: a row that only carries other tasks' labels
-    (say, a cheap low fidelity) is still worth querying for these.
-    """
-    if X_labelled is None and is_learner(model):
-        X_labelled = model.X_training
-        if X_labelled is not None and tasks is not None and model.y_training is not None:
-            y = np.asarray(model.y_training, dtype=float).reshape(len(X_labelled), -1)
-            rows = ~np.isnan(y[:, tasks]).any(axis=1)
-            X_labelled = (
-                X_labelled.iloc[rows]
-                if hasattr(X_labelled, "iloc")
-                else (np.asarray(X_labelled)[rows])
-            )
-    if X_labelled is None or len(X_labelled) == 0:
-        return None
-    return as_inputs(estimator, transform, X_labelled)
+
+def standardised_targets(estimator, Y: np.ndarray) -> np.ndarray:
+    """Targets of shape ``(n, T)`` in the standardised units the network predicts."""
+    return (Y - estimator._y_mean) / estimator._y_scale
+
+
+def inference_module(estimator) -> torch.nn.Module:
+    """A float64 copy of the fitted network in evaluation mode (safe to differentiate)."""
+    return inference_copy(estimator.net_.module_, estimator.device)
 
 
 def pool_scores(estimator, X: np.ndarray) -> PoolScores:
     """Uncertainties and closed-form EGL of every row, in bounded memory (row chunks).
 
     The EGL of task ``t`` is the expected norm of the gradient, with respect
-    to the head's mean weights, of the data-fit term
+    to task ``t``'s head mean weights, of its data-fit term
     ``-log N(y | m^T phi, sigma^2)`` for pseudo-labels ``y ~ p(y | x)``:
     ``|y - m^T phi| ||phi|| / sigma^2`` has expectation
     ``s sqrt(2 / pi) ||phi|| / sigma^2`` with ``s`` the predictive standard
-    deviation (ALGORITHMS.md §6). The KL term of the ELBO does not depend on
-    ``x`` and is left out.
+    deviation (``docs/algorithms.rst``, cluster-based EGL, step 4). The KL
+    term of the ELBO does not depend on ``x`` and is left out.
     """
-    module = inference_copy(estimator.net_.module_, estimator.device)
+    module = inference_module(estimator)
     head = module.head
     with torch.no_grad():
         noise_var = head.noise_var()
-    m = len(X)
-    T = estimator.n_tasks_
-    out = [np.empty((m, T)) for _ in range(4)]
+    Z = standardised_inputs(estimator, X)
+    out = [np.empty((len(Z), estimator.n_tasks_)) for _ in range(4)]
     with torch.no_grad():
-        for start in range(0, m, PREDICT_CHUNK):
-            x = estimator._scaled_tensor(X[start : start + PREDICT_CHUNK]).to(estimator.device)
+        for start in range(0, len(Z), PREDICT_CHUNK):
+            x = torch.as_tensor(Z[start : start + PREDICT_CHUNK], device=noise_var.device)
             phi = module(x)
             pred = head.predict(phi)
             total = torch.sqrt(pred.epistemic + pred.aleatoric)

@@ -1,83 +1,22 @@
-"""Cluster-based expected-gradient-length sampling (ALGORITHMS.md §6)."""
+"""Cluster-based expected-gradient-length sampling (Xiong et al. 2025; ``docs/algorithms.rst``)."""
 
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 from sklearn.neighbors import KDTree
 from sklearn.utils import check_random_state
 
-from .._validation import check_choice, check_fraction, check_positive_int
-from ._model import as_inputs, labelled_inputs, pool_scores, resolve, task_columns
+from .._validation import check_choice, check_fraction, check_positive_float, check_positive_int
+from ._diversity import exclusion_box, extend_picks, first_allowed
+from ._labelled import labelled_set
+from ._model import as_inputs, pool_scores, resolve, standardised_inputs, task_columns
 from .egl import expected_gradient_length
-
-
-def mean_abs_pairwise_difference(values: np.ndarray) -> np.ndarray:
-    """``mean_{i < j} |v_i - v_j|`` per column, in O(n log n) from sorted values.
-
-    For sorted ``v_(1) <= ... <= v_(n)`` the sum over pairs is
-    ``sum_i (2 i - n - 1) v_(i)``.
-
-    Parameters
-    ----------
-    values : array-like of shape (n, d)
-        Points.
-
-    Returns
-    -------
-    mean_difference : ndarray of shape (d,)
-        Mean absolute difference over all pairs, per column (0 for n < 2).
-
-    Examples
-    --------
-    >>> mean_abs_pairwise_difference(np.array([[0.0], [1.0], [3.0]]))
-    array([2.])
-    """
-    v = np.sort(np.asarray(values, dtype=float), axis=0)
-    n = len(v)
-    if n < 2:
-        return np.zeros(v.shape[1])
-    coef = 2 * np.arange(1, n + 1) - n - 1
-    return (coef[:, None] * v).sum(0) / (n * (n - 1) / 2)
-
-
-def distance_thresholds(X_labelled: np.ndarray, alpha: float) -> np.ndarray:
-    """Per-dimension exclusion half-widths of the seed's dynamic threshold rule.
-
-    ``thr_d = alpha * dbar_d * (dbar_d / (R_d + dbar_d)) * R_d`` with ``dbar_d``
-    the mean pairwise distance of the labelled inputs along dimension ``d``
-    and ``R_d`` their range (Xiong et al. 2025). Zero where undefined.
-
-    Parameters
-    ----------
-    X_labelled : ndarray of shape (n, d)
-        Labelled inputs.
-    alpha : float
-        Scale of the threshold (the seed's default is 0.02).
-
-    Returns
-    -------
-    thresholds : ndarray of shape (d,)
-        Half-widths of the exclusion box along each dimension.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> distance_thresholds(np.array([[0.0], [1.0], [3.0]]), alpha=0.02).round(4)
-    array([0.048])
-    """
-    dbar = mean_abs_pairwise_difference(X_labelled)
-    span = np.ptp(X_labelled, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        thr = alpha * dbar * (dbar / (span + dbar)) * span
-    return np.nan_to_num(thr)
 
 
 class ClusterEGLSampling:
     """Cluster-based expected-gradient-length query strategy for modAL.
 
-    ALGORITHMS.md §6, after Xiong et al. (2025):
+    After Xiong et al. (2025) (``docs/algorithms.rst``, cluster-based EGL):
 
     1. ``sigma(x)``: predictive standard deviation on the pool, epistemic
        (default) or total, in standardised units, summed over the tasks
@@ -89,18 +28,23 @@ class ClusterEGLSampling:
        to the centres so far, standardised inputs); members join their
        nearest centre;
     4. each member is scored by its expected gradient length of the data-fit
-       term (never the KL regulariser): in closed form for the heads' means,
-       or by autograd over all parameters with pseudo-labels;
-    5. candidates inside the exclusion box around any labelled point (a
-       learner's training row with labels for every scored task) or any
-       point already picked this round are skipped. The box has half-width
-       ``thr_d`` along every input dimension ``d`` (the seed's dynamic rule,
-       see :func:`distance_thresholds`): a point is excluded if it is within
-       ``thr_d`` of another along *every* dimension;
+       term (never the KL regulariser), summed over the scored tasks: for
+       each task, the expected norm of the gradient of that task's data-fit
+       term (:func:`expected_gradient_length`); in closed form for the heads'
+       means, or by autograd over all parameters with pseudo-labels;
+    5. candidates close to a labelled point (a learner's training row with
+       labels for every scored task) or to a point already picked this round
+       are skipped. Close means inside the box of half-widths ``thr_d``
+       (:func:`distance_thresholds` of the labelled inputs) along every
+       dimension, all in the model's standardised inputs, so the choice does
+       not depend on the units of a column; along a dimension where
+       ``thr_d`` is zero (labelled inputs constant along it), only an exact
+       tie is close. A batch never holds two rows closer than that;
     6. each cluster contributes its best remaining member; an empty cluster,
        or one whose members are all excluded, gives its place to the best
        remaining point of the whole member set (then of the pool) -- never a
-       silent index 0.
+       silent index 0. Only when fewer than ``n_instances`` pool rows lie
+       outside the exclusion is it relaxed, for the rest of the batch.
 
     Returns ``n_instances`` distinct pool indices, as modAL's
     ``ActiveLearner.query`` expects of a query strategy.
@@ -116,11 +60,12 @@ class ClusterEGLSampling:
     uncertainty : {"epistemic", "total"}, default="epistemic"
         Which predictive standard deviation ranks the pool.
     egl : {"head", "full"}, default="head"
-        Closed-form EGL over the head means, or autograd over all parameters.
+        Closed-form EGL over the head means, or autograd over all parameters
+        (both sum the per-task expected gradient norms over the scored tasks).
     n_pseudo_labels : int, default=16
         Pseudo-labels per member for ``egl="full"``.
     alpha : float, default=0.02
-        Scale of the exclusion threshold (0 disables exclusion).
+        Scale of the exclusion threshold (0 keeps out exact duplicates only).
     random_state : int, RandomState instance or None, default=None
         Seeds the pseudo-labels of ``egl="full"``.
 
@@ -181,9 +126,7 @@ class ClusterEGLSampling:
         check_choice(self.uncertainty, "uncertainty", ("epistemic", "total"))
         check_choice(self.egl, "egl", ("head", "full"))
         check_positive_int(self.n_pseudo_labels, "n_pseudo_labels")
-        ok = isinstance(self.alpha, numbers.Real) and self.alpha >= 0
-        if not ok:
-            raise ValueError(f"alpha must be a non-negative number; got {self.alpha!r}.")
+        check_positive_float(self.alpha, "alpha", allow_zero=True)
         return n_instances
 
     def __call__(self, learner, X_pool, n_instances=1, X_labelled=None):
@@ -211,7 +154,7 @@ class ClusterEGLSampling:
         if n_instances > len(X):
             raise ValueError(f"n_instances={n_instances} exceeds the pool size {len(X)}.")
         tasks = task_columns(self.task, estimator.n_tasks_)
-        labelled = labelled_inputs(learner, estimator, transform, X_labelled, tasks)
+        labelled = labelled_set(learner, estimator, transform, tasks, X_labelled)
         scores = pool_scores(estimator, X)
         std = scores.epistemic_std if self.uncertainty == "epistemic" else scores.total_std
         sigma = std[:, tasks].sum(1)
@@ -220,7 +163,7 @@ class ClusterEGLSampling:
         n_cand = max(n_instances, int(np.ceil(self.candidate_fraction * len(X))))
         n_memb = max(n_cand, int(np.ceil(self.member_fraction * len(X))))
         candidates, members = order[:n_cand], order[:n_memb]
-        Z = (X - estimator._x_mean) / estimator._x_scale  # standardised inputs
+        Z = standardised_inputs(estimator, X)
         centres = self._centres(Z, sigma, candidates, n_instances)
         nearest = self._assign(Z[members], Z[centres])
 
@@ -233,9 +176,10 @@ class ClusterEGLSampling:
                 task=self.task,
                 parameters="all",
                 n_pseudo_labels=self.n_pseudo_labels,
-                random_state=check_random_state(self.random_state).randint(2**31 - 1),
+                random_state=check_random_state(self.random_state),
             )
-        return self._pick(X, members, nearest, egl, sigma, order, labelled, n_instances)
+        box = exclusion_box(Z, labelled.Z, self.alpha)
+        return self._pick(box, members, nearest, egl, order, n_instances)
 
     @staticmethod
     def _centres(Z, sigma, candidates, n):
@@ -257,54 +201,22 @@ class ClusterEGLSampling:
         tree = KDTree(Z_centres)
         return tree.query(Z_members, k=1, return_distance=False)[:, 0]
 
-    def _pick(self, X, members, nearest, egl, sigma, order, labelled, n):
-        excluded = self._exclusion(X, labelled)
+    @staticmethod
+    def _pick(box, members, nearest, egl, order, n):
         by_egl = np.argsort(-egl, kind="stable")
         ranked, cluster_of = members[by_egl], nearest[by_egl]
         picked: list[int] = []
         for c in range(n):
-            choice = _first_allowed(ranked[cluster_of == c], picked, excluded)
-            if choice is not None:
-                picked.append(choice)
+            rows = ranked[cluster_of == c]
+            position = first_allowed(rows, picked, box)
+            if position is not None:
+                picked.append(int(rows[position]))
         # An empty or fully excluded cluster gives its place to the best
         # remaining member by EGL, then to the rest of the pool by sigma; only
-        # if every pool row is excluded is the exclusion relaxed.
-        for rows, check in ((ranked, excluded), (order, excluded), (order, None)):
-            while len(picked) < n and (choice := _first_allowed(rows, picked, check)) is not None:
-                picked.append(choice)
+        # when too few rows lie outside the exclusion is it relaxed.
+        for rows, check in ((ranked, box), (order, box), (order, None)):
+            extend_picks(picked, rows, n, check)
         return np.array(picked, dtype=int)
-
-    def _exclusion(self, X, labelled):
-        """``excluded(rows, picked)``: rows inside the box around a labelled or picked point."""
-        if self.alpha == 0 or labelled is None or len(labelled) < 2:
-            return None
-        thresholds = distance_thresholds(labelled, self.alpha)
-        if not np.all(thresholds > 0):
-            return None  # a constant labelled dimension: no box can be formed
-        scaled_labelled = labelled / thresholds
-
-        def excluded(rows, picked):
-            refs = (
-                np.vstack([scaled_labelled, X[picked] / thresholds])
-                if picked
-                else (scaled_labelled)
-            )
-            dist, _ = KDTree(refs, metric="chebyshev").query(X[rows] / thresholds, k=1)
-            return dist[:, 0] < 1.0
-
-        return excluded
-
-
-def _first_allowed(rows, picked, excluded, block=256):
-    """First row (in the given order) neither picked nor excluded, or None."""
-    taken = set(picked)
-    rows = np.asarray([r for r in rows if r not in taken], dtype=int)
-    for start in range(0, len(rows), block):
-        part = rows[start : start + block]
-        ok = np.ones(len(part), dtype=bool) if excluded is None else ~excluded(part, picked)
-        if ok.any():
-            return int(part[np.argmax(ok)])
-    return None
 
 
 def cluster_egl_sampling(learner, X_pool, n_instances=1, **options):

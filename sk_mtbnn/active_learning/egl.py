@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 from torch.func import functional_call, grad, vmap
 
-from ..estimators._torch_utils import inference_copy
+from .._validation import check_choice, check_positive_int
 from ..nn.blr import with_bias
-from ._model import as_inputs, resolve, task_columns
+from ._model import as_inputs, inference_module, resolve, standardised_inputs, task_columns
 
 #: Rows per vectorised batch of per-sample gradients.
 EGL_CHUNK = 256
@@ -18,15 +19,22 @@ EGL_CHUNK = 256
 
 def expected_gradient_length(
     model, X, *, task=None, parameters="all", n_pseudo_labels=16, random_state=0
-):
+) -> np.ndarray:
     """Monte Carlo expected gradient length of the data-fit term, by autograd.
 
-    For every row ``x`` and ``n_pseudo_labels`` draws ``y ~ p(y | x)`` from
-    the predictive distribution, the gradient of the data-fit term
-    ``-log N(y | m^T phi(x), sigma^2)`` (never the KL/prior regulariser,
-    whose gradient does not depend on ``x``) is taken with respect to the
-    chosen parameters; its norm is averaged over the draws. Per-sample
-    gradients are vectorised with :func:`torch.func.vmap`, in row chunks.
+    For every row ``x``, task ``t`` and ``n_pseudo_labels`` draws
+    ``y_t ~ p(y_t | x)`` from the predictive distribution, the gradient of
+    task ``t``'s data-fit term ``-log N(y_t | m_t^T phi_t(x), sigma_t^2)``
+    (never the KL/prior regulariser, whose gradient does not depend on
+    ``x``) is taken with respect to the chosen parameters; its norm is
+    averaged over the draws. With several tasks the score is the **sum over
+    tasks of the per-task expected gradient norms**,
+    ``sum_t E ||grad l_t(x, y_t)||``: each task's label is a separate
+    acquisition, so its expected change of the model counts on its own (the
+    norm of the summed gradient would let gradients of different tasks cancel
+    or merge). :class:`ClusterEGLSampling` uses the same convention in both of
+    its modes. Per-sample gradients are vectorised with
+    :func:`torch.func.vmap`, in row chunks.
 
     Parameters
     ----------
@@ -35,14 +43,14 @@ def expected_gradient_length(
     X : array-like of shape (n_samples, n_features)
         Candidate inputs.
     task : int or None, default=None
-        Score one task, or sum the data-fit terms of all tasks.
+        Score one task, or sum the scores of all tasks.
     parameters : {"all", "head"}, default="all"
         ``"all"``: backbone, branches, head means and noise; ``"head"``: the
         head means only, whose expectation has the closed form used by
         :class:`ClusterEGLSampling`.
     n_pseudo_labels : int, default=16
-        Draws of ``y`` per row.
-    random_state : int, default=0
+        Draws of ``y`` per row and task.
+    random_state : int, RandomState instance or None, default=0
         Seeds the draws.
 
     Returns
@@ -60,52 +68,52 @@ def expected_gradient_length(
     >>> expected_gradient_length(reg, X[:5], n_pseudo_labels=4).shape
     (5,)
     """
+    check_choice(parameters, "parameters", ("all", "head"))
+    n_pseudo_labels = check_positive_int(n_pseudo_labels, "n_pseudo_labels")
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     estimator, transform = resolve(model)
-    X = as_inputs(estimator, transform, X)
+    Z = standardised_inputs(estimator, as_inputs(estimator, transform, X))
     tasks = task_columns(task, estimator.n_tasks_)
-    module = inference_copy(estimator.net_.module_, estimator.device)
-    head = module.head
+    module = inference_module(estimator)
     named = dict(module.named_parameters())
     if parameters == "head":
         chosen = ["head.mean"]
-    elif parameters == "all":
+    else:
         # The plug-in data-fit term does not depend on the weight covariance.
         head_terms = ("head.mean", "head.log_noise_std")
         chosen = [n for n in named if not n.startswith("head.") or n in head_terms]
-    else:
-        raise ValueError(f"parameters must be 'all' or 'head'; got {parameters!r}.")
     params = {n: named[n].detach() for n in chosen}
     fixed = {n: p.detach() for n, p in named.items() if n not in params}
     fixed.update(dict(module.named_buffers()))
     with torch.no_grad():
-        noise_var = head.noise_var()
-    weights = torch.zeros(estimator.n_tasks_, dtype=torch.float64, device=noise_var.device)
-    weights[tasks] = 1.0
+        noise_var = module.head.noise_var()
 
-    def data_fit(p, x, y):
+    def data_fit(p, x, y, t):
+        """Task ``t``'s negative log-likelihood of ``(x, y_t)`` at the head means."""
         state = {**fixed, **p}
-        phi = functional_call(module, state, (x.unsqueeze(0),))[:, 0, :]  # (T, F)
-        mean = (with_bias(phi) * state["head.mean"]).sum(-1)
-        var = (
-            torch.exp(2 * state["head.log_noise_std"])
-            if "head.log_noise_std" in state
-            else (noise_var)
-        )
-        nll = 0.5 * (torch.log(2 * math.pi * var) + (y - mean).square() / var)
-        return (weights * nll).sum()
+        phi = functional_call(module, state, (x.unsqueeze(0),))[t, 0, :]
+        mean = (with_bias(phi) * state["head.mean"][t]).sum()
+        log_std = state.get("head.log_noise_std")
+        var = noise_var[t] if log_std is None else torch.exp(2 * log_std[t])
+        return 0.5 * (torch.log(2 * math.pi * var) + (y[t] - mean).square() / var)
 
-    per_sample = vmap(grad(data_fit), in_dims=(None, 0, 0))
-    gen = torch.Generator(device="cpu").manual_seed(int(random_state))
-    out = np.empty(len(X))
-    for start in range(0, len(X), EGL_CHUNK):
-        x = estimator._scaled_tensor(X[start : start + EGL_CHUNK]).to(noise_var.device)
+    per_task = {
+        t: vmap(grad(lambda p, x, y, t=t: data_fit(p, x, y, t)), in_dims=(None, 0, 0))
+        for t in tasks
+    }
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out = np.zeros(len(Z))
+    for start in range(0, len(Z), EGL_CHUNK):
+        x = torch.as_tensor(Z[start : start + EGL_CHUNK], device=noise_var.device)
         with torch.no_grad():
-            pred = head.predict(module(x))
+            pred = module.head.predict(module(x))
         std = torch.sqrt(pred.epistemic + pred.aleatoric).T  # (B, T)
         eps = torch.randn((n_pseudo_labels, *std.shape), generator=gen, dtype=std.dtype)
         y = (pred.mean.T + std * eps.to(std.device)).reshape(-1, std.shape[1])
         xs = x.repeat(n_pseudo_labels, 1)
-        grads = per_sample(params, xs, y)
-        sq = sum(g.reshape(len(xs), -1).square().sum(-1) for g in grads.values())
-        out[start : start + len(x)] = sq.sqrt().reshape(n_pseudo_labels, -1).mean(0).cpu().numpy()
+        for gradient in per_task.values():
+            grads = gradient(params, xs, y)
+            sq = sum(g.reshape(len(xs), -1).square().sum(-1) for g in grads.values())
+            norms = sq.sqrt().reshape(n_pseudo_labels, -1).mean(0)
+            out[start : start + len(x)] += norms.cpu().numpy()
     return out

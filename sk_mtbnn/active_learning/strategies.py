@@ -4,16 +4,21 @@ The greedy sampling strategies for regression are those of Wu, Lin & Huang,
 "Active learning for regression using greedy sampling", Information Sciences
 474 (2019): GSx (diversity of the inputs), GSy (diversity of the outputs) and
 iGS (both). Each picks one row at a time; within a batch, rows already picked
-count as labelled, with their predicted outputs.
+count as labelled, with their predicted outputs. Inputs and outputs are
+compared in the model's standardised units, so that no column's units
+matter.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.distance import cdist
 from sklearn.utils import check_random_state
 
-from .._validation import check_choice, check_positive_int
-from ._model import as_inputs, is_learner, pool_scores, resolve, task_columns
+from .._validation import check_choice, check_positive_float, check_positive_int
+from ._diversity import diverse_top, exclusion_box
+from ._labelled import labelled_set
+from ._model import as_inputs, pool_scores, resolve, standardised_inputs, task_columns
 
 
 def _prepare(learner, X_pool, n_instances):
@@ -25,13 +30,31 @@ def _prepare(learner, X_pool, n_instances):
     return estimator, transform, X, n_instances
 
 
-def max_std_sampling(learner, X_pool, n_instances=1, task=None, uncertainty="total"):
-    """The rows with the largest predictive standard deviation, multi-task aware.
+def max_std_sampling(
+    learner,
+    X_pool,
+    n_instances=1,
+    task=None,
+    uncertainty="total",
+    X_labelled=None,
+    alpha=0.02,
+):
+    """The rows with the largest predictive standard deviation, multi-task and batch aware.
 
     The standard deviations of the tasks (in standardised units, so tasks on
     different scales count alike) are summed, or one ``task`` is used.
     modAL's own ``max_std_sampling`` reshapes the standard deviation to one
     column and fails on several tasks.
+
+    Rows are taken in decreasing standard deviation, skipping every row that
+    is close to a labelled row (a learner's training row labelled for every
+    scored task, or ``X_labelled``) or to a row already picked: the box rule
+    of :class:`ClusterEGLSampling` (half-widths :func:`distance_thresholds`
+    of the standardised labelled inputs). A batch thus never spends labels on
+    near-duplicates, nor on the points already labelled (modAL's own
+    strategy re-queries the same points when the pool holds them). Only when
+    fewer than ``n_instances`` pool rows lie outside the exclusion is it
+    relaxed, for the rest of the batch.
 
     Parameters
     ----------
@@ -45,10 +68,15 @@ def max_std_sampling(learner, X_pool, n_instances=1, task=None, uncertainty="tot
         One task, or the sum over tasks.
     uncertainty : {"total", "epistemic"}, default="total"
         Predictive standard deviation, or its epistemic part only.
+    X_labelled : array-like, optional
+        Labelled inputs, when ``learner`` is a bare estimator.
+    alpha : float, default=0.02
+        Scale of the exclusion threshold (0 keeps out exact duplicates only).
 
     Returns
     -------
     query_idx : ndarray of shape (n_instances,)
+        Distinct indices into ``X_pool``.
 
     Examples
     --------
@@ -58,15 +86,21 @@ def max_std_sampling(learner, X_pool, n_instances=1, task=None, uncertainty="tot
     >>> X = np.linspace(-3, 3, 100)[:, None]
     >>> y = np.column_stack([np.sin(X[:, 0]), np.cos(X[:, 0])])
     >>> reg = SparseMultiTaskBNNRegressor(max_epochs=20, random_state=0).fit(X[:50], y[:50])
-    >>> max_std_sampling(reg, X, n_instances=2).shape
-    (2,)
+    >>> X_pool = np.vstack([np.repeat(X[-1:], 5, axis=0), X])  # 6 copies of the far end
+    >>> idx = max_std_sampling(reg, X_pool, n_instances=3, X_labelled=X[:50])
+    >>> len(idx), int(np.isin(idx, [0, 1, 2, 3, 4, 104]).sum())  # one copy at most
+    (3, 1)
     """
     check_choice(uncertainty, "uncertainty", ("total", "epistemic"))
-    estimator, _, X, n = _prepare(learner, X_pool, n_instances)
+    check_positive_float(alpha, "alpha", allow_zero=True)
+    estimator, transform, X, n = _prepare(learner, X_pool, n_instances)
+    tasks = task_columns(task, estimator.n_tasks_)
+    labelled = labelled_set(learner, estimator, transform, tasks, X_labelled)
     scores = pool_scores(estimator, X)
     std = scores.total_std if uncertainty == "total" else scores.epistemic_std
-    sigma = std[:, task_columns(task, estimator.n_tasks_)].sum(1)
-    return np.argsort(-sigma, kind="stable")[:n]
+    order = np.argsort(-std[:, tasks].sum(1), kind="stable")
+    Z = standardised_inputs(estimator, X)
+    return diverse_top(order, n, exclusion_box(Z, labelled.Z, alpha))
 
 
 def random_sampling(learner, X_pool, n_instances=1, random_state=None):
@@ -98,72 +132,80 @@ def random_sampling(learner, X_pool, n_instances=1, random_state=None):
     return check_random_state(random_state).choice(len(X_pool), n_instances, replace=False)
 
 
-def _labelled(learner, estimator, transform, X_labelled, y_labelled, tasks):
-    """Labelled inputs and standardised outputs (rows labelled for ``tasks``)."""
-    if X_labelled is None and is_learner(learner):
-        X_labelled, y_labelled = learner.X_training, learner.y_training
-        if X_labelled is not None and y_labelled is not None:
-            y = np.asarray(y_labelled, dtype=float).reshape(len(X_labelled), -1)
-            rows = ~np.isnan(y[:, tasks]).any(axis=1)
-            X_labelled = (
-                X_labelled.iloc[rows]
-                if hasattr(X_labelled, "iloc")
-                else (np.asarray(X_labelled)[rows])
-            )
-            y_labelled = y[rows]
-    if X_labelled is None or len(X_labelled) == 0:
-        return None, None
-    X_lab = as_inputs(estimator, transform, X_labelled)
-    if y_labelled is None:
-        return X_lab, None
-    Y = np.asarray(y_labelled, dtype=float).reshape(len(X_lab), -1)
-    # Missing labels take the model's prediction; outputs in standardised units.
-    pred = pool_scores(estimator, X_lab).mean
-    Y = (Y - estimator._y_mean) / estimator._y_scale
-    return X_lab, np.where(np.isnan(Y), pred, Y)
+def greedy_picks(kind, Z, n, Z_labelled=None, P=None, Y_labelled=None) -> np.ndarray:
+    """GSx, GSy or iGS (Wu, Lin & Huang 2019) on standardised arrays.
+
+    The distance of a candidate to the labelled set is ``min_m dist_m`` with
+    ``dist_m`` the input distance ``||z - z_m||`` (GSx), the output distance
+    ``||p - y_m||`` (GSy), or their product (iGS: the minimum of the
+    product, as in the authors' ``main_iGS.m``, ``dist = min(distX .*
+    distY)``, never the product of the two minima). The farthest candidate
+    is picked and joins the labelled set with its prediction ``p``. Without
+    labelled rows, the first pick is the candidate closest to the pool's
+    centroid.
+
+    Parameters
+    ----------
+    kind : {"gsx", "gsy", "igs"}
+    Z : ndarray of shape (m, d)
+        Standardised candidate inputs.
+    n : int
+        Number of picks.
+    Z_labelled : ndarray of shape (n_labelled, d) or None
+        Standardised labelled inputs.
+    P : ndarray of shape (m, k) or None
+        Predicted (standardised) outputs of the candidates (GSy, iGS).
+    Y_labelled : ndarray of shape (n_labelled, k) or None
+        Standardised labels (GSy, iGS).
+
+    Returns
+    -------
+    picked : ndarray of shape (n,)
+        Distinct indices into ``Z``.
+    """
+    if Z_labelled is None or len(Z_labelled) == 0:
+        picked = [int(np.argmin(np.linalg.norm(Z - Z.mean(0), axis=1)))]
+        gap = _gap(kind, Z, P, Z[picked], None if P is None else P[picked])[:, 0]
+    else:
+        picked = []
+        gap = _min_gap(kind, Z, P, Z_labelled, Y_labelled)
+    while len(picked) < n:
+        value = gap.copy()
+        value[picked] = -np.inf
+        best = int(np.argmax(value))
+        picked.append(best)
+        new = _gap(kind, Z, P, Z[best : best + 1], None if P is None else P[best : best + 1])
+        gap = np.minimum(gap, new[:, 0])
+    return np.array(picked[:n], dtype=int)
+
+
+def _gap(kind, Z, P, Z_ref, P_ref) -> np.ndarray:
+    """``(m, r)`` distances of every candidate to every reference row, of ``kind``."""
+    gap = cdist(Z, Z_ref) if kind in ("gsx", "igs") else 1.0
+    if kind in ("gsy", "igs"):
+        gap = gap * cdist(P, P_ref)
+    return gap
+
+
+def _min_gap(kind, Z, P, Z_ref, P_ref, block=1024) -> np.ndarray:
+    """``min`` over the reference rows of :func:`_gap`, in blocks of candidates."""
+    out = np.empty(len(Z))
+    for start in range(0, len(Z), block):
+        rows = slice(start, start + block)
+        out[rows] = _gap(kind, Z[rows], None if P is None else P[rows], Z_ref, P_ref).min(1)
+    return out
 
 
 def _greedy(learner, X_pool, n_instances, kind, X_labelled, y_labelled, task):
     estimator, transform, X, n = _prepare(learner, X_pool, n_instances)
     tasks = task_columns(task, estimator.n_tasks_)
-    Z = (X - estimator._x_mean) / estimator._x_scale
-    X_lab, Y_lab = _labelled(learner, estimator, transform, X_labelled, y_labelled, tasks)
-    use_y = kind in ("gsy", "igs")
-    pred = pool_scores(estimator, X).mean[:, tasks] if use_y else None
-    if Y_lab is not None:
-        Y_lab = Y_lab[:, tasks]
-    if X_lab is None or len(X_lab) == 0:
-        # No labelled data: GSx starts at the row closest to the pool centroid.
-        first = int(np.argmin(np.linalg.norm(Z - Z.mean(0), axis=1)))
-        picked = [first]
-        d_x = np.linalg.norm(Z - Z[first], axis=1)
-        d_y = np.linalg.norm(pred - pred[first], axis=1) if use_y else None
-    else:
-        Z_lab = (X_lab - estimator._x_mean) / estimator._x_scale
-        picked = []
-        d_x = _min_dist(Z, Z_lab)
-        d_y = _min_dist(pred, Y_lab) if use_y else None
-    while len(picked) < n:
-        value = {"gsx": d_x, "gsy": d_y, "igs": None}[kind]
-        if kind == "igs":
-            value = d_x * d_y
-        value = value.copy()
-        value[picked] = -np.inf
-        best = int(np.argmax(value))
-        picked.append(best)
-        d_x = np.minimum(d_x, np.linalg.norm(Z - Z[best], axis=1))
-        if use_y:
-            d_y = np.minimum(d_y, np.linalg.norm(pred - pred[best], axis=1))
-    return np.array(picked[:n], dtype=int)
-
-
-def _min_dist(A, B, block=4096):
-    """Distance from every row of ``A`` to its nearest row of ``B``, in blocks."""
-    out = np.empty(len(A))
-    for start in range(0, len(A), block):
-        diff = A[start : start + block, None, :] - B[None, :, :]
-        out[start : start + block] = np.sqrt((diff**2).sum(-1)).min(1)
-    return out
+    with_y = kind != "gsx"
+    labelled = labelled_set(
+        learner, estimator, transform, tasks, X_labelled, y_labelled, with_y=with_y
+    )
+    Z = standardised_inputs(estimator, X)
+    P = pool_scores(estimator, X).mean[:, tasks] if with_y else None
+    return greedy_picks(kind, Z, n, labelled.Z, P, labelled.Y)
 
 
 def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
@@ -203,8 +245,9 @@ def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
 def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None, task=None):
     """GSy: the rows whose predicted outputs are farthest from every labelled output.
 
-    Outputs of several tasks are compared in standardised units; a missing
-    label of a labelled row is replaced by the model's prediction.
+    Outputs of several tasks are compared in standardised units (Euclidean
+    distance over the scored tasks); a row counts as labelled when it has a
+    label for every scored task.
 
     Parameters
     ----------
@@ -215,7 +258,9 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     n_instances : int, default=1
         Number of rows.
     X_labelled, y_labelled : array-like, optional
-        Labelled data, when ``learner`` is a bare estimator.
+        Labelled data, when ``learner`` is a bare estimator: both, or
+        neither; ``y_labelled`` of shape ``(n_labelled, n_tasks)`` (or
+        ``(n_labelled,)`` for one task), NaN for a missing label.
     task : int or None, default=None
         Compare this task's outputs (all tasks when None); from a learner,
         rows count as labelled when labelled for it.
@@ -238,7 +283,12 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
 
 
 def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None, task=None):
-    """iGS: the rows maximising (input distance) x (output distance) to the labelled set.
+    """iGS: the rows maximising ``min_m ||x - x_m|| * ||y^(x) - y_m||`` over the labelled set.
+
+    The minimum over the labelled rows ``m`` of the product of the input and
+    the output distances (Wu, Lin & Huang 2019; the authors' code:
+    ``dist = min(distX .* distY)``), not the product of the two minima.
+    Inputs and outputs in standardised units, as in :func:`gsy_sampling`.
 
     Parameters
     ----------
@@ -249,7 +299,9 @@ def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     n_instances : int, default=1
         Number of rows.
     X_labelled, y_labelled : array-like, optional
-        Labelled data, when ``learner`` is a bare estimator.
+        Labelled data, when ``learner`` is a bare estimator: both, or
+        neither; ``y_labelled`` of shape ``(n_labelled, n_tasks)`` (or
+        ``(n_labelled,)`` for one task), NaN for a missing label.
     task : int or None, default=None
         Compare this task's outputs (all tasks when None); from a learner,
         rows count as labelled when labelled for it.

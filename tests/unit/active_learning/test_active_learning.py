@@ -1,7 +1,6 @@
 """Query strategies for modAL: correctness of cluster-EGL, baselines, modAL loops."""
 
 import inspect
-import math
 import warnings
 
 import numpy as np
@@ -21,16 +20,15 @@ from sk_mtbnn.active_learning import (
     _modal_compat,
     cluster_egl_sampling,
     distance_thresholds,
-    expected_gradient_length,
     gsx_sampling,
     gsy_sampling,
     igs_sampling,
     max_std_sampling,
-    mean_abs_pairwise_difference,
     patch_modal,
     random_sampling,
 )
-from sk_mtbnn.active_learning._model import pool_scores
+from sk_mtbnn.active_learning._diversity import ExclusionBox
+from sk_mtbnn.active_learning._labelled import labelled_set
 from sk_mtbnn.estimators import _torch_utils
 
 modal = pytest.importorskip("modAL")
@@ -44,31 +42,6 @@ STRATEGIES = [
     gsy_sampling,
     igs_sampling,
 ]
-
-
-def fit(X, y, **kw):
-    params = {
-        "hidden_layer_sizes": (16, 16),
-        "max_epochs": 60,
-        "validation_fraction": None,
-        "random_state": 0,
-    }
-    params.update(kw)
-    return SparseMultiTaskBNNRegressor(**params).fit(X, y)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    rng = np.random.RandomState(0)
-    X = rng.uniform(-3, 3, size=(400, 2))
-    y = np.column_stack([np.sin(X[:, 0]), np.cos(X[:, 1]) + X[:, 0]])
-    return X, y
-
-
-@pytest.fixture(scope="module")
-def model(pool):
-    X, y = pool
-    return fit(X[:40], y[:40])
 
 
 # ------------------------------------------------------------ modAL compat
@@ -128,23 +101,11 @@ def test_modals_own_max_std_breaks_on_several_tasks_ours_does_not(model, pool):
 
 
 # ------------------------------------------------------------ cluster-EGL
-def test_mean_abs_pairwise_difference_matches_brute_force():
-    v = np.random.RandomState(0).normal(size=(30, 3))
-    brute = np.mean([np.abs(v[i] - v[j]) for i in range(30) for j in range(i + 1, 30)], axis=0)
-    np.testing.assert_allclose(mean_abs_pairwise_difference(v), brute)
-
-
-def test_distance_thresholds_follow_the_seed_rule():
-    S = np.array([[0.0, 0.0], [1.0, 10.0], [3.0, 20.0]])
-    dbar, span = mean_abs_pairwise_difference(S), np.ptp(S, axis=0)
-    expected = 0.02 * dbar * (dbar / (span + dbar)) * span
-    np.testing.assert_allclose(distance_thresholds(S, 0.02), expected)
-
-
 def test_fallback_for_an_empty_and_a_fully_excluded_cluster():
-    strategy = ClusterEGLSampling(alpha=0.05)  # half-widths 1.08 around labelled points
-    X = np.array([[0.0, 0.0], [0.01, 0.01], [5.0, 5.0], [9.0, 1.0], [2.0, 7.0]])
+    # Standardised inputs; alpha=0.05 gives half-widths 1.08 around labelled points.
+    Z = np.array([[0.0, 0.0], [0.01, 0.01], [5.0, 5.0], [9.0, 1.0], [2.0, 7.0]])
     labelled = np.array([[0.0, 0.0], [3.0, 9.0], [9.0, 9.0]])
+    box = ExclusionBox(Z, labelled, distance_thresholds(labelled, alpha=0.05))
     members = np.array([1, 2, 3, 4])
     # Cluster 0 holds only row 1, a near-duplicate of a labelled point;
     # cluster 1 has no member at all; cluster 2 has rows 2, 3, 4.
@@ -152,7 +113,7 @@ def test_fallback_for_an_empty_and_a_fully_excluded_cluster():
     egl = np.array([9.0, 3.0, 2.0, 1.0])
     sigma = np.array([0.0, 9.0, 3.0, 2.0, 1.0])
     order = np.argsort(-sigma)
-    picked = strategy._pick(X, members, nearest, egl, sigma, order, labelled, n=3)
+    picked = ClusterEGLSampling._pick(box, members, nearest, egl, order, n=3)
     assert len(set(picked.tolist())) == 3
     assert 1 not in picked and 0 not in picked  # excluded, and no silent index 0
     assert set(picked.tolist()) == {2, 3, 4}
@@ -166,50 +127,6 @@ def test_exclusion_of_labelled_and_same_round_near_duplicates(model, pool):
     idx = ClusterEGLSampling(alpha=0.02)(model, X_pool, n_instances=4, X_labelled=X[:40])
     assert (idx < 30).sum() <= 1  # at most one copy of the duplicated point
     assert not np.any((idx >= 30) & (idx < 70))  # never a labelled row again
-
-
-def test_closed_form_egl_equals_autograd_monte_carlo(model, pool):
-    X, _ = pool
-    Xq = X[50:58]
-    n = 4000
-    for task in (0, 1):
-        mc = expected_gradient_length(
-            model, Xq, task=task, parameters="head", n_pseudo_labels=n, random_state=1
-        )
-        closed = pool_scores(model, Xq).egl[:, task]
-        # |y - m^T phi| ||phi|| / sigma^2 with y ~ N(m^T phi, s^2): the Monte
-        # Carlo mean has standard error sqrt(1 - 2/pi) / sqrt(2/pi) * closed / sqrt(n).
-        se = closed * math.sqrt((1 - 2 / math.pi) / (2 / math.pi)) / math.sqrt(n)
-        assert np.all(np.abs(mc - closed) < 5 * se)
-
-
-def test_egl_ignores_the_kl_regulariser(pool):
-    # The prior variance enters the loss only through the KL term: with the
-    # posterior held fixed, changing it must not change any EGL.
-    X, y = pool
-    est = fit(X[:40], y[:40])
-    before = (
-        pool_scores(est, X[40:80]).egl,
-        expected_gradient_length(est, X[40:50], n_pseudo_labels=8),
-    )
-    est.net_.module_.head.prior_var *= 100.0
-    after = (
-        pool_scores(est, X[40:80]).egl,
-        expected_gradient_length(est, X[40:50], n_pseudo_labels=8),
-    )
-    for a, b in zip(before, after):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_full_autograd_egl_includes_the_backbone(model, pool):
-    X, _ = pool
-    head = expected_gradient_length(model, X[:10], parameters="head", n_pseudo_labels=32)
-    full = expected_gradient_length(model, X[:10], parameters="all", n_pseudo_labels=32)
-    assert np.all(full > head)  # more parameters, longer gradients
-    idx = ClusterEGLSampling(egl="full", n_pseudo_labels=4, random_state=0)(
-        model, X[40:], n_instances=2, X_labelled=X[:40]
-    )
-    assert len(set(idx.tolist())) == 2
 
 
 def test_scoring_is_chunked_without_changing_results(model, pool, monkeypatch):
@@ -228,22 +145,6 @@ def test_random_sampling_is_reproducible():
     a = random_sampling(None, np.zeros((50, 2)), 5, random_state=3)
     b = random_sampling(None, np.zeros((50, 2)), 5, random_state=3)
     np.testing.assert_array_equal(a, b)
-
-
-def test_greedy_sampling_definitions():
-    X = np.linspace(0, 1, 21)[:, None]
-    y = 3 * X[:, 0]
-    est = fit(X[:5], y[:5], hidden_layer_sizes=(8,), max_epochs=30)
-    # GSx: the farthest input from the labelled set {0, ..., 0.2}; then, as
-    # picked rows count as labelled, the middle of the remaining gap.
-    np.testing.assert_array_equal(gsx_sampling(est, X, 2, X_labelled=X[:5]), [20, 12])
-    pred = pool_scores(est, X).mean[:, 0]
-    lab = (y[:5] - est._y_mean[0]) / est._y_scale[0]
-    d_y = np.abs(pred[:, None] - lab[None, :]).min(1)
-    assert gsy_sampling(est, X, 1, X_labelled=X[:5], y_labelled=y[:5])[0] == np.argmax(d_y)
-    Z = (X - est._x_mean) / est._x_scale
-    d_x = np.abs(Z - Z[:5].T).min(1)
-    assert igs_sampling(est, X, 1, X_labelled=X[:5], y_labelled=y[:5])[0] == np.argmax(d_x * d_y)
 
 
 # ------------------------------------------------------------ integration
@@ -326,8 +227,6 @@ def test_clear_errors(model, pool):
 
 
 def test_rows_labelled_only_for_other_tasks_do_not_count_as_labelled(model, pool):
-    from sk_mtbnn.active_learning._model import labelled_inputs
-
     X, y = pool
 
     class Learner:  # the attributes modAL's learners have
@@ -336,6 +235,7 @@ def test_rows_labelled_only_for_other_tasks_do_not_count_as_labelled(model, pool
         X_training = X[:40]
         y_training = np.where(np.arange(40)[:, None] < 15, [np.nan, 0.0], y[:40])
 
-    assert len(labelled_inputs(Learner, model, None, tasks=[0])) == 25
-    assert len(labelled_inputs(Learner, model, None, tasks=[1])) == 40
-    assert len(labelled_inputs(Learner, model, None, tasks=[0, 1])) == 25
+    for tasks, n_rows in (([0], 25), ([1], 40), ([0, 1], 25)):
+        labelled = labelled_set(Learner, model, None, tasks, with_y=True)
+        assert labelled.Z.shape == (n_rows, 2) and labelled.Y.shape == (n_rows, len(tasks))
+        assert not np.isnan(labelled.Y).any()
