@@ -33,7 +33,7 @@ from ..aggregators.bayesagg import (
 )
 from ..nn.blr import isotropic_prior, linear_stats, posterior, residual_variance
 from ..nn.heads import masked_task_mean
-from .net import MultiTaskNet
+from .net import MultiTaskNet, reset_aggregator
 
 
 class BayesAggRegressionNet(MultiTaskNet):
@@ -135,9 +135,10 @@ class MultiTaskClassifierNet(NeuralNet):
     multiclass task has its own.
     """
 
-    def __init__(self, *args, aggregator=None, **kwargs) -> None:
+    def __init__(self, *args, aggregator=None, aggregator_seed=0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.aggregator = aggregator
+        self.aggregator_seed = aggregator_seed
 
     @property
     def uses_bayesagg(self) -> bool:
@@ -145,6 +146,7 @@ class MultiTaskClassifierNet(NeuralNet):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
         super().on_train_begin(net, X=X, y=y, **kwargs)
+        reset_aggregator(self, y)
         n_classes = self.module_.n_classes
         self.binary_tasks_ = [t for t, c in enumerate(n_classes) if c == 2]
         self.multiclass_tasks_ = [t for t, c in enumerate(n_classes) if c > 2]

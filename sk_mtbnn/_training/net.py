@@ -8,6 +8,7 @@ negative log-likelihood).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
@@ -46,6 +47,12 @@ def predictive_nll(head: nn.Module, phi: Tensor, y: Tensor) -> Tensor:
     return per_task[present].sum()
 
 
+def reset_aggregator(net, y) -> None:
+    """Reset ``net.aggregator`` for training targets ``y`` (NaN where missing)."""
+    n_labelled = (~np.isnan(np.asarray(y, dtype=float))).sum(0)
+    net.aggregator.reset(n_labelled, torch.Generator().manual_seed(int(net.aggregator_seed)))
+
+
 class MultiTaskNet(NeuralNet):
     """skorch ``NeuralNet`` whose train step combines task gradients.
 
@@ -55,13 +62,21 @@ class MultiTaskNet(NeuralNet):
         Decides the update of the shared (backbone) parameters. An aggregator
         with ``space = "representation"`` (BayesAgg) combines per-sample
         gradients with respect to the shared representation instead.
+    aggregator_seed : int
+        Seeds the aggregator's generator, reset at the start of training.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args, aggregator=None, **kwargs) -> None:
+    def __init__(self, *args, aggregator=None, aggregator_seed=0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.aggregator = aggregator
+        self.aggregator_seed = aggregator_seed
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        """Reset the aggregator with the labels per task of the training rows."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        reset_aggregator(self, y)
 
     def on_epoch_end(self, net, **kwargs) -> None:
         """Tell an aggregator with per-epoch state (BayesAgg) that an epoch ended."""

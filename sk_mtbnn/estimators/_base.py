@@ -1,44 +1,64 @@
-"""Training plumbing shared by every estimator: settings, splits, the skorch net."""
+"""The fit skeleton shared by every network estimator.
+
+One path, the same for every estimator::
+
+    fit(X, y)
+      validate_params            declarative ``_parameter_constraints``
+      on a blank copy of self    (a failed fit leaves ``self`` as it was)
+        _prepare(X, y)           validate X, ``_encode_targets`` -> Y, standardise, split
+        _build_module(data)      hook: the torch network
+        _train(module, data)     build the skorch net (hook ``_net_spec``), train it,
+                                 ``_finalise(data)`` (hook: head refinement, Laplace, ...)
+      adopt the copy's fitted state
+
+Subclasses implement the hooks ``_encode_targets``, ``_build_module``,
+``_net_spec`` and ``_finalise`` (and may override ``_check_param_combinations``
+for rules that involve several parameters). The pruning meta-estimator drives
+``_prepare``, ``_build_module`` and ``_train`` itself to retrain one network
+with masks several times on the same data: that is the "retrain with masks"
+protocol.
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from contextlib import contextmanager
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
+from .._param_validation import validate_params
 from .._training.callbacks import build_callbacks
 from .._training.loader import TensorBatchLoader
-from .._validation import (
-    check_choice,
-    check_fraction,
-    check_layer_sizes,
-    check_positive_float,
-    check_positive_int,
-)
-from ..nn.backbone import ACTIVATIONS
-from ._torch_utils import resolve_optimizer
+from ._torch_utils import inference_copy, module_stamp, resolve_optimizer
 
 
-class TrainingData(NamedTuple):
-    """Standardised training data and the settings derived from it.
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """Standardised training data and the training settings derived from it.
 
-    The estimators' ``_prepare`` returns it; ``_build_module`` and ``_train``
-    take it, so that a meta-estimator (pruning) can train the same network
-    several times on the same data.
+    ``_prepare`` returns it; ``_build_module`` and ``_train`` take it, so that a
+    meta-estimator (pruning) can train the same network several times on the
+    same data.
     """
 
     X: np.ndarray  # all rows with at least one label (float32, standardised)
-    Y: np.ndarray
+    Y: np.ndarray  # their targets (standardised, NaN where missing)
     train: tuple  # (X, Y) rows the network is trained on
     valid: tuple | None  # (X, Y) held-out rows, or None
     n_labelled: np.ndarray  # labels per task in the training rows
     seed: int
-    params: dict
+    batch_size: int
+    max_epochs: int
+
+    def replace(self, **changes) -> TrainingData:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
 
 #: Number of optimiser steps that ``max_epochs='auto'`` aims at.
@@ -59,15 +79,33 @@ def seeded(seed: int):
         yield
 
 
-def nonzero_scale(scale: np.ndarray) -> np.ndarray:
-    """Replace zero (constant-column) scales by 1, as scikit-learn's scalers do."""
+def nonzero_scale(scale: np.ndarray, magnitude: np.ndarray | None = None) -> np.ndarray:
+    """Replace the scales of constant columns by 1, as scikit-learn's scalers do.
+
+    A column is constant when its spread is below ``10 eps`` relative to its
+    magnitude (the largest absolute value, or the scale itself): a relative
+    test, so that data of any unit (1e-20 or 1e20) keeps its scale.
+    """
     scale = np.asarray(scale, dtype=np.float64).copy()
-    scale[~np.isfinite(scale) | (scale < 10 * np.finfo(np.float64).eps)] = 1.0
+    ref = np.abs(scale) if magnitude is None else np.maximum(np.abs(magnitude), np.abs(scale))
+    constant = ~np.isfinite(scale) | (scale <= 10 * np.finfo(np.float64).eps * ref) | (scale == 0)
+    scale[constant] = 1.0
     return scale
 
 
+def column_scale(X: np.ndarray) -> np.ndarray:
+    """Standard deviation of each column, 1 for constant columns (relative test)."""
+    return nonzero_scale(np.nanstd(X, axis=0), np.nanmax(np.abs(X), axis=0))
+
+
+def _stamps(module) -> tuple:
+    """Version counters of the module's tensors, then those of its head alone."""
+    head = getattr(module, "head", None)
+    return (*module_stamp(module), () if head is None else module_stamp(head))
+
+
 class NetworkEstimatorMixin:
-    """Settings, validation split and skorch net of the network estimators.
+    """The fit skeleton, validation split and skorch net of the network estimators.
 
     Expects the parameters ``hidden_layer_sizes``, ``activation``,
     ``optimizer``, ``learning_rate``, ``weight_decay``, ``max_epochs``,
@@ -75,76 +113,161 @@ class NetworkEstimatorMixin:
     ``random_state`` and ``verbose``.
     """
 
-    def _fit(self, X, y):
+    #: Whether each task may have its own backbone masks (pruning). False for
+    #: estimators that train one representation shared by every task.
+    _supports_task_masks = True
+
+    # ------------------------------------------------------------ skeleton
+    def fit(self, X, y):
+        """Fit the network to ``X`` and ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Training inputs; standardised internally.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Targets, one column per task; missing labels are ignored in that
+            task's loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        validate_params(self)
+        work = self._blank_copy()
+        before = set(vars(work))
+        work._fit(X, y)
+        self._adopt(work, set(vars(work)) - before)
+        return self
+
+    def _fit(self, X, y) -> None:
         """Prepare the data, build the network under the fit's seed, train it."""
         data = self._prepare(X, y)
         with seeded(data.seed):
             module = self._build_module(data)
             self._train(module, data)
-        return self
 
+    def _blank_copy(self):
+        """A shallow copy of ``self`` without the state of its previous fit."""
+        work = copy.copy(self)
+        for name in getattr(self, "_fit_state_names", ()):
+            vars(work).pop(name, None)
+        return work
+
+    def _adopt(self, work, names) -> None:
+        """Replace the state of the previous fit by the attributes ``names`` of ``work``."""
+        for name in getattr(self, "_fit_state_names", ()):
+            vars(self).pop(name, None)
+        for name in names:
+            setattr(self, name, getattr(work, name))
+        self._fit_state_names = tuple(sorted(names))
+
+    def _prepare(self, X, y) -> TrainingData:
+        """Validate and standardise the data, split off validation rows."""
+        X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
+        Y = self._encode_targets(y, X)
+        self.n_tasks_ = Y.shape[1]
+        keep = ~np.all(np.isnan(Y), axis=1)  # rows without any label teach nothing
+        X, Y = X[keep], Y[keep]
+        if len(X) < 2:
+            raise ValueError(
+                f"Only {len(X)} row(s) of y carry a label (the others are all NaN); at least "
+                "2 labelled rows are needed."
+            )
+        self._check_param_combinations(X)
+        seed = self._draw_seed()
+        X_all = self._standardise_X(X)
+        Y_all = self._standardise_Y(Y)
+        train, valid = self._split(X_all, Y_all, seed)
+        n_labelled = (~np.isnan(train[1])).sum(0)
+        batch_size, max_epochs = self._step_budget(len(train[0]))
+        return TrainingData(X_all, Y_all, train, valid, n_labelled, seed, batch_size, max_epochs)
+
+    def _train(self, module, data: TrainingData, max_epochs: int | None = None) -> None:
+        """Train ``module`` on ``data`` through a new skorch net (``net_``), then finalise."""
+        if max_epochs is not None:
+            data = data.replace(max_epochs=max_epochs)
+        net_class, criterion, kwargs = self._net_spec(module, data)
+        self.net_ = self._build_net(net_class, module, criterion, data, **kwargs)
+        self.net_.fit(*data.train)
+        self.history_ = self.net_.history
+        self.n_epochs_ = len(self.history_)
+        self._check_finite_module()
+        self.net_.module_.backbone.apply_masks_to_weights()
+        # The float64 copy every prediction uses, built once per training;
+        # ``_finalise`` may refine it (and writes refined heads back to net_).
+        self._inference_module = inference_copy(self.net_.module_, self.device)
+        self._finalise(data)
+        module = self.net_.module_
+        self._inference_stamp = _stamps(module)
+        weights = getattr(self.net_.aggregator, "task_weights_", None)
+        if weights is not None:
+            self.task_weights_ = np.array(weights).reshape(-1, self.n_tasks_)
+
+    # ---------------------------------------------------------------- hooks
+    # Every estimator implements ``_encode_targets(y, X) -> (n, T)`` floats
+    # (NaN where missing), ``_build_module(data)``, ``_net_spec(module, data)
+    # -> (net class, criterion, net kwargs)`` and ``_finalise(data)``.
+    def _standardise_Y(self, Y: np.ndarray) -> np.ndarray:
+        """Targets for training (regressors standardise them; classes stay codes)."""
+        return Y.astype(np.float32)
+
+    def _check_param_combinations(self, X: np.ndarray) -> None:
+        """Hook: rules that involve several parameters or the data."""
+
+    # -------------------------------------------------------------- helpers
     def _draw_seed(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _standardise_X(self, X: np.ndarray) -> np.ndarray:
         """Fit the input standardisation on ``X`` and apply it (float32)."""
         self._x_mean = X.mean(0)
-        self._x_scale = nonzero_scale(X.std(0))
+        self._x_scale = column_scale(X - self._x_mean)
         return ((X - self._x_mean) / self._x_scale).astype(np.float32)
 
     def _scaled_tensor(self, X) -> torch.Tensor:
         return torch.as_tensor((X - self._x_mean) / self._x_scale, dtype=torch.float64)
 
-    def _check_training_params(self, n_samples: int) -> dict:
-        """Validate the shared settings; resolve ``'auto'`` batch size and epochs."""
-        check_layer_sizes(self.hidden_layer_sizes, "hidden_layer_sizes")
-        check_choice(self.activation, "activation", sorted(ACTIVATIONS))
-        check_positive_float(self.learning_rate, "learning_rate")
-        check_positive_float(self.weight_decay, "weight_decay", allow_zero=True)
-        check_positive_int(self.n_iter_no_change, "n_iter_no_change")
-        resolve_optimizer(self.optimizer)
-        params = {
-            "validation_fraction": None
-            if self.validation_fraction is None
-            else check_fraction(self.validation_fraction, "validation_fraction")
-        }
-        n_train = n_samples
-        if params["validation_fraction"] is not None:
-            n_train = max(1, int(n_samples * (1 - params["validation_fraction"])))
-        if self.batch_size == "auto":
-            params["batch_size"] = min(AUTO_BATCH, n_train)
-        else:
-            params["batch_size"] = check_positive_int(self.batch_size, "batch_size")
-        if self.max_epochs == "auto":
-            steps_per_epoch = math.ceil(n_train / params["batch_size"])
-            params["max_epochs"] = max(10, math.ceil(AUTO_STEPS / steps_per_epoch))
-        else:
-            params["max_epochs"] = check_positive_int(self.max_epochs, "max_epochs")
-        return params
-
-    @staticmethod
-    def _split(X, Y, params: dict, seed: int, stratify=None):
+    def _split(self, X, Y, seed: int, stratify=None):
         """Training rows and held-out rows (or None) for early stopping."""
-        if params["validation_fraction"] is None:
+        fraction = self.validation_fraction
+        if fraction is None:
             return (X, Y), None
+        n_valid = math.ceil(fraction * len(X))
+        if n_valid >= len(X):
+            raise ValueError(
+                f"validation_fraction={fraction} of {len(X)} labelled rows leaves no row to "
+                "train on; lower validation_fraction or set it to None."
+            )
         X_train, X_valid, Y_train, Y_valid = train_test_split(
-            X, Y, test_size=params["validation_fraction"], random_state=seed, stratify=stratify
+            X, Y, test_size=fraction, random_state=seed, stratify=stratify
         )
         return (X_train, Y_train), (X_valid, Y_valid)
 
-    def _build_net(self, net_class, module, criterion, n_train, valid, params, **kwargs):
+    def _step_budget(self, n_train: int) -> tuple[int, int]:
+        """Batch size and number of epochs, with ``'auto'`` resolved."""
+        batch_size = min(AUTO_BATCH, n_train) if self.batch_size == "auto" else self.batch_size
+        batch_size = min(batch_size, n_train)
+        if self.max_epochs == "auto":
+            max_epochs = max(10, math.ceil(AUTO_STEPS / math.ceil(n_train / batch_size)))
+        else:
+            max_epochs = self.max_epochs
+        return batch_size, max_epochs
+
+    def _build_net(self, net_class, module, criterion, data: TrainingData, **kwargs):
         """A skorch net of ``net_class`` with the estimators' loaders and callbacks."""
         from skorch.dataset import Dataset
         from skorch.helper import predefined_split
 
-        batch_size = min(params["batch_size"], n_train)
-        steps_per_epoch = math.ceil(n_train / batch_size)
+        n_train = len(data.train[0])
+        steps_per_epoch = math.ceil(n_train / data.batch_size)
         # Patience counts epochs, but never fewer than a tenth of the automatic
         # step budget: with one step per epoch, 20 epochs are 20 noisy steps.
         patience = max(self.n_iter_no_change, math.ceil(0.1 * AUTO_STEPS / steps_per_epoch))
         callbacks = build_callbacks(
-            total_steps=params["max_epochs"] * steps_per_epoch,
-            early_stopping=valid is not None,
+            total_steps=data.max_epochs * steps_per_epoch,
+            early_stopping=data.valid is not None,
             patience=patience,
             progress_bar=self.verbose >= 2,
         )
@@ -153,6 +276,7 @@ class NetworkEstimatorMixin:
             # The multi-tensor implementation of the built-in optimisers is
             # faster on CPU too; user-given classes receive no extra argument.
             optimizer_kwargs["optimizer__foreach"] = True
+        valid = data.valid
         return net_class(
             module=module,
             criterion=criterion,
@@ -160,8 +284,8 @@ class NetworkEstimatorMixin:
             lr=self.learning_rate,
             optimizer__param_groups=[("head*", {"weight_decay": 0.0})],
             optimizer__weight_decay=self.weight_decay,
-            max_epochs=params["max_epochs"],
-            batch_size=batch_size,
+            max_epochs=data.max_epochs,
+            batch_size=data.batch_size,
             iterator_train=TensorBatchLoader,
             iterator_train__shuffle=True,
             iterator_valid=TensorBatchLoader,
@@ -169,9 +293,35 @@ class NetworkEstimatorMixin:
             callbacks=callbacks,
             device=self.device,
             verbose=int(self.verbose >= 1),
+            aggregator_seed=data.seed,
             **optimizer_kwargs,
             **kwargs,
         )
+
+    def _inference(self):
+        """The float64 inference copy of ``net_.module_``, rebuilt only if it was modified."""
+        module = self.net_.module_
+        stamp = _stamps(module)
+        cached = getattr(self, "_inference_stamp", None)
+        if stamp != cached:
+            copy64 = inference_copy(module, self.device)
+            if cached is not None and hasattr(module, "head") and cached[-1] == stamp[-1]:
+                # The head is unchanged: keep its float64 refinement.
+                copy64.head.load_state_dict(self._inference_module.head.state_dict())
+            self._inference_module = copy64
+            self._inference_stamp = stamp
+        return self._inference_module
+
+    def __getstate__(self):
+        if "net_" in vars(self):
+            self._inference()  # the cached copy in step with net_ before pickling
+        return super().__getstate__()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "net_" in vars(self):
+            # Version counters restart in a new process; the copy was in step.
+            self._inference_stamp = _stamps(self.net_.module_)
 
     def _check_finite_module(self) -> None:
         if not all(torch.isfinite(p).all() for p in self.net_.module_.parameters()):

@@ -1,110 +1,68 @@
-"""The common part of the multi-task regressors: data, head refinement, GP-like output."""
+"""The common part of the multi-task regressors: targets, head refinement, ensembles."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
 from .._validation import check_regression_targets
 from ..nn.blr import LinearStats, heldout_noise_var, linear_stats
-from ._base import NetworkEstimatorMixin, TrainingData, nonzero_scale
+from ._base import NetworkEstimatorMixin, TrainingData, column_scale
+from ._ensemble import EnsembleMixin
 from ._gp_api import GPLikeRegressorMixin
-from ._torch_utils import inference_copy, iter_chunks, predict_in_chunks
+from ._torch_utils import iter_chunks, module_device, predict_in_chunks
 
 #: Fewest held-out labels of a task for its noise to be chosen on them.
 MIN_CALIBRATION_LABELS = 10
 
 
 class MultiTaskRegressorBase(
-    GPLikeRegressorMixin, NetworkEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEstimator
+    EnsembleMixin,
+    GPLikeRegressorMixin,
+    NetworkEstimatorMixin,
+    MultiOutputMixin,
+    RegressorMixin,
+    BaseEstimator,
 ):
     """Fit / refine / predict of a multi-task network with Gaussian-type heads.
 
-    Subclasses provide ``_check_params(n_samples) -> dict``,
-    ``_build_module(data)``, ``_build_training_net(module, data)`` and
-    ``_kl_weight(data)`` (the weight of the head's KL against the full-data
-    likelihood used when the head is conditioned on all rows).
+    Implements the skeleton's hooks shared by the regressors (targets,
+    their standardisation, the head refinement in ``_finalise``);
+    subclasses provide ``_build_module(data)``, ``_net_spec(module, data)``
+    and ``_kl_weight(data)`` (the weight of the head's KL against the
+    full-data likelihood used when the head is conditioned on all rows).
+    With ``n_estimators > 1`` the fit trains a deep ensemble instead
+    (:class:`~sk_mtbnn.estimators._ensemble.EnsembleMixin`).
     """
 
-    def fit(self, X, y):
-        """Fit the network to ``X`` and the (possibly partly missing) targets ``y``.
+    def _fit(self, X, y) -> None:
+        if self.n_estimators > 1:
+            self._fit_ensemble(X, y)
+        else:
+            super()._fit(X, y)
 
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Training inputs; standardised internally.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Targets, one column per task; NaN marks a missing label. Each
-            task's loss uses only its labelled rows.
+    def _encode_targets(self, y, X) -> np.ndarray:
+        return check_regression_targets(y, X, type(self).__name__)
 
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        return self._fit(X, y)
-
-    def _prepare(self, X, y) -> TrainingData:
-        """Validate and standardise the data, split off validation rows."""
-        X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
-        Y = check_regression_targets(y, X, type(self).__name__)
-        self.n_tasks_ = Y.shape[1]
-        self._prepare_inputs(X)
-        seed = self._draw_seed()
-        keep = ~np.all(np.isnan(Y), axis=1)  # rows without any label teach nothing
-        X, Y = X[keep], Y[keep]
-        if len(X) < 2:
-            raise ValueError(
-                f"Only {len(X)} row(s) of y carry a label (the others are all NaN); at least "
-                "2 labelled rows are needed."
-            )
-        params = self._check_params(len(X))
-        X_all = self._standardise_X(X)
+    def _standardise_Y(self, Y: np.ndarray) -> np.ndarray:
         if self.normalize_y:
             self._y_mean = np.nanmean(Y, axis=0)
-            self._y_scale = nonzero_scale(np.nanstd(Y, axis=0))
+            self._y_scale = column_scale(Y - self._y_mean)
         else:
-            self._y_mean = np.zeros(self.n_tasks_)
-            self._y_scale = np.ones(self.n_tasks_)
-        Y_all = ((Y - self._y_mean) / self._y_scale).astype(np.float32)
-        train, valid = self._split(X_all, Y_all, params, seed)
-        n_labelled = (~np.isnan(train[1])).sum(0)
-        if np.any(n_labelled == 0):
-            raise ValueError(
-                "After holding out validation_fraction of the rows, "
-                f"task {int(np.argmin(n_labelled))} has no training label left. "
-                "Lower validation_fraction or set it to None."
-            )
-        return TrainingData(X_all, Y_all, train, valid, n_labelled, seed, params)
+            self._y_mean = np.zeros(Y.shape[1])
+            self._y_scale = np.ones(Y.shape[1])
+        return ((Y - self._y_mean) / self._y_scale).astype(np.float32)
 
-    def _prepare_inputs(self, X: np.ndarray) -> None:
-        """Hook: resolve settings that depend on the inputs (e.g. column names)."""
-
-    def _train(self, module, data: TrainingData, max_epochs=None) -> None:
-        """Train ``module`` on ``data`` through a new skorch net (``net_``)."""
-        if max_epochs is not None:
-            data = data._replace(params={**data.params, "max_epochs": max_epochs})
-        self.net_ = self._build_training_net(module, data)
-        self.net_.aggregator.reset(data.n_labelled, torch.Generator().manual_seed(data.seed))
-        self.net_.fit(*data.train)
-        self._after_training(data)
-
-    def _after_training(self, data: TrainingData) -> None:
-        self.history_ = self.net_.history
-        self.n_epochs_ = len(self.history_)
-        self._check_finite_module()
-        self.net_.module_.backbone.apply_masks_to_weights()
+    def _finalise(self, data: TrainingData) -> None:
         if self._refines_head():
             self._refine_head(data)
-        head = self.net_.module_.head
+        head = self._inference_module.head
         with torch.no_grad():
-            self.noise_std_ = np.sqrt(head.noise_var().double().cpu().numpy()) * self._y_scale
+            self.noise_std_ = np.sqrt(head.noise_var().cpu().numpy()) * self._y_scale
         self.elbo_ = self._training_elbo(data.X, data.Y)
-        weights = getattr(self.net_.aggregator, "task_weights_", None)
-        if weights is not None:
-            self.task_weights_ = np.array(weights).reshape(-1, self.n_tasks_)
 
     def _refines_head(self) -> bool:
         return True
@@ -114,14 +72,18 @@ class MultiTaskRegressorBase(
 
         With held-out rows, a Gaussian head's noise is first chosen to maximise
         their likelihood; then the posterior is conditioned on every labelled
-        row. Computed in float64 on a copy, then written back into the network.
+        row. Computed in float64 on the inference copy, then written back into
+        the training network.
         """
-        module = inference_copy(self.net_.module_)
+        module = self._inference_module
         head = module.head
         train = head_statistics(module, *data.train)
         stats = train
         if data.valid is not None:
-            Xv, Yv = (torch.as_tensor(a, dtype=torch.float64) for a in data.valid)
+            Xv, Yv = (
+                torch.as_tensor(a, dtype=torch.float64, device=module_device(module))
+                for a in data.valid
+            )
             with torch.no_grad():
                 phi_valid = module(Xv)
             if hasattr(head, "log_noise_std"):
@@ -136,7 +98,8 @@ class MultiTaskRegressorBase(
                 with torch.no_grad():
                     head.log_noise_std.copy_(0.5 * torch.log(noise_var))
             stats = train + linear_stats(phi_valid, Yv)
-        head.condition_on(stats, torch.as_tensor(self._kl_weight(data), dtype=torch.float64))
+        kl_weight = torch.as_tensor(self._kl_weight(data), dtype=torch.float64)
+        head.condition_on(stats, kl_weight.to(module_device(module)))
         with torch.no_grad():
             for target, source in zip(self.net_.module_.head.parameters(), head.parameters()):
                 target.copy_(source.to(target.dtype))
@@ -146,10 +109,12 @@ class MultiTaskRegressorBase(
 
     def _training_elbo(self, Xs, Ys) -> float:
         """ELBO of the training targets in the units of y (nats)."""
-        module = inference_copy(self.net_.module_)
+        module = self._inference_module
+        device = module_device(module)
         total = 0.0
         with torch.no_grad():
             for x, y in iter_chunks(Xs, Ys):
+                x, y = x.to(device), y.to(device)
                 lab = ~torch.isnan(y)
                 nll = module.head.expected_nll(module(x), torch.where(lab, y, 0.0))
                 total -= float((nll * lab.T).sum())
@@ -158,31 +123,35 @@ class MultiTaskRegressorBase(
         return total - float(np.sum((~np.isnan(Ys)).sum(0) * np.log(self._y_scale)))
 
     # ---------------------------------------------------------- inference
-    def _inference(self):
-        check_is_fitted(self)
-        return inference_copy(self.net_.module_, self.device)
-
-    def _moments(self, X):
+    def _member_moments(self, X):
         module = self._inference()
-        pred = predict_in_chunks(lambda x: module.predict(x), self._scaled_tensor(X), self.device)
+        pred = predict_in_chunks(module.predict, self._scaled_tensor(X), module_device(module))
         mean = pred[0].T * self._y_scale + self._y_mean
         scale2 = self._y_scale**2
         return mean, pred[1].T * scale2, pred[2].T * scale2
 
-    def _joint_covariance(self, X):
+    def _member_joint_covariance(self, X):
         module = self._inference()
         with torch.no_grad():
-            phi = module(self._scaled_tensor(X).to(self.device))
+            phi = module(self._scaled_tensor(X).to(module_device(module)))
             cov = module.head.joint_covariance(phi).cpu().numpy()  # (T, m, m)
         return np.moveaxis(cov, 0, -1) * self._y_scale**2
 
-    def _samples(self, X, n_samples, generator):
+    def _member_samples(self, X, n_samples, generator):
         module = self._inference()
         with torch.no_grad():
-            phi = module(self._scaled_tensor(X).to(self.device))
+            phi = module(self._scaled_tensor(X).to(module_device(module)))
             draws = module.head.sample(phi, n_samples, generator).cpu().numpy()  # (n, T, m)
         draws = draws * self._y_scale[:, None] + self._y_mean[:, None]
         return np.transpose(draws, (2, 1, 0))
+
+    def _ensemble_member(self, seed: int):
+        return clone(self).set_params(n_estimators=1, n_jobs=None, random_state=seed)
+
+    def _adopt_members(self, X, members) -> None:
+        validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
+        self.n_tasks_ = members[0].n_tasks_
+        self.noise_std_ = np.sqrt(np.mean([m.noise_std_**2 for m in members], axis=0))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -191,11 +160,17 @@ class MultiTaskRegressorBase(
         return tags
 
 
+def member_seeds(random_state, n: int) -> np.ndarray:
+    """``n`` member seeds drawn from ``random_state`` (the same for any ``n_jobs``)."""
+    return check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n)
+
+
 def head_statistics(module, X: np.ndarray, Y: np.ndarray) -> LinearStats:
     """Sufficient statistics of the head inputs, accumulated over row chunks."""
     stats = None
+    device = module_device(module)
     with torch.no_grad():
         for x, y in iter_chunks(X, Y):
-            part = linear_stats(module(x), y)
+            part = linear_stats(module(x.to(device)), y.to(device))
             stats = part if stats is None else stats + part
     return stats

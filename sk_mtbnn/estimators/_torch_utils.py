@@ -17,6 +17,13 @@ PREDICT_CHUNK = 8192
 
 def resolve_optimizer(spec):
     """The optimiser class for a name in :data:`OPTIMIZERS` or a class."""
+    if spec is torch.optim.LBFGS or (
+        isinstance(spec, type) and issubclass(spec, torch.optim.LBFGS)
+    ):
+        raise ValueError(
+            "optimizer=torch.optim.LBFGS needs a closure that re-evaluates the loss, which "
+            "mini-batch training does not provide; use 'adamw' (the default), 'adam' or 'sgd'."
+        )
     if isinstance(spec, str):
         try:
             return OPTIMIZERS[spec]
@@ -40,6 +47,22 @@ def inference_copy(module: nn.Module, device: str = "cpu") -> nn.Module:
     computed in float64 so that they do not depend on how rows are batched.
     """
     return copy.deepcopy(module).to(device=device, dtype=torch.float64).eval()
+
+
+def module_stamp(module: nn.Module) -> tuple[int, ...]:
+    """The in-place version counters of a module's tensors: changes on every write.
+
+    Cheap (one integer per tensor); lets a cached copy of the module notice
+    that the original was modified after fit (masks set, weights edited).
+    """
+    return tuple(t._version for t in (*module.parameters(), *module.buffers()))
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for none)."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def iter_chunks(*arrays: np.ndarray, chunk: int | None = None):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import numbers
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -11,29 +11,19 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
+from .._param_validation import Interval, LayerSizes, Real, StrOptions, positive_float, positive_int
 from .._training.bayesagg_nets import BayesAggRegressionNet, MultiTaskClassifierNet
 from .._training.net import TaskLosses
-from .._validation import check_positive_float, task_label
+from .._validation import task_label
 from ..aggregators import BayesAgg, resolve_aggregator
 from ..aggregators.bayesagg import check_bayesagg, classification_curvature
 from ..nn.blr import with_bias
 from ..nn.classification import MultiTaskClassificationNetwork
 from ..nn.network import MultiTaskNetwork
 from ._base import NetworkEstimatorMixin, TrainingData
+from ._constraints import ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._regression import MultiTaskRegressorBase
-from ._torch_utils import PREDICT_CHUNK, inference_copy
-
-
-def _check_exponent(value, name: str) -> float:
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value <= 1:
-        return float(value)
-    raise ValueError(f"{name} must be in (0, 1]; got {value!r}.")
-
-
-def _check_count(value, name: str, low: int) -> int:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low:
-        return int(value)
-    raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+from ._torch_utils import PREDICT_CHUNK
 
 
 class BayesAggMTLRegressor(MultiTaskRegressorBase):
@@ -74,6 +64,11 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         paper's value for the UTKFace regression task; its default was 0.5.
     ls_epochs : int, default=1
         Warm-up epochs of linear scalarisation before BayesAgg starts.
+    n_estimators : int, default=1
+        Members of a deep ensemble: independently initialised networks whose
+        predictions are combined as an equal-weight mixture (the spread of
+        the members' means is epistemic uncertainty). Members are trained
+        through joblib (``n_jobs``).
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser of the backbone.
     learning_rate : float, default=3e-3
@@ -94,6 +89,10 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         Standardise each task's targets for training.
     device : str, default="cpu"
         Torch device.
+    n_jobs : int, default=None
+        Parallel jobs training the ensemble members (joblib; ``None`` is 1
+        unless in a :func:`joblib.parallel_config` context, ``-1`` all
+        cores). Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split.
     verbose : int, default=0
@@ -115,6 +114,8 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
     elbo_ : float
         Log marginal likelihood of the training targets under the final
         heads (the ELBO is exact for a conditioned Bayesian linear head).
+    estimators_ : list of estimators
+        The fitted members when ``n_estimators > 1``.
     n_epochs_ : int
         Epochs trained.
     masks_ : list
@@ -148,14 +149,29 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
     ((3, 2), 2)
     """
 
+    _supports_task_masks = False
+    _parameter_constraints: ClassVar[dict] = {
+        **NETWORK_CONSTRAINTS,
+        **ENSEMBLE_CONSTRAINTS,
+        # BayesAgg combines gradients on a learnt representation: at least one layer.
+        "hidden_layer_sizes": [LayerSizes(min_length=1)],
+        "gamma": [positive_float()],
+        "tau": [StrOptions({"auto"}), positive_float()],
+        "s": [Interval(Real, 0, 1, closed="right")],
+        "ls_epochs": [positive_int(0)],
+        "normalize_y": ["boolean"],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(128, 128),
+        *,
         activation="silu",
         gamma=1.0,
         tau="auto",
         s=0.3,
         ls_epochs=1,
+        n_estimators=1,
         optimizer="adamw",
         learning_rate=3e-3,
         weight_decay=1e-4,
@@ -165,6 +181,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         n_iter_no_change=20,
         normalize_y=True,
         device="cpu",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -174,6 +191,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self.tau = tau
         self.s = s
         self.ls_epochs = ls_epochs
+        self.n_estimators = n_estimators
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -183,17 +201,9 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self.n_iter_no_change = n_iter_no_change
         self.normalize_y = normalize_y
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
-
-    def _check_params(self, n_samples: int) -> dict:
-        params = self._check_training_params(n_samples)
-        check_positive_float(self.gamma, "gamma")
-        if self.tau != "auto":
-            check_positive_float(self.tau, "tau")
-        _check_exponent(self.s, "s")
-        _check_count(self.ls_epochs, "ls_epochs", 0)
-        return params
 
     def _build_module(self, data: TrainingData) -> MultiTaskNetwork:
         width = (tuple(self.hidden_layer_sizes) or (self.n_features_in_,))[-1]
@@ -215,19 +225,12 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
             p.requires_grad_(False)
         return module
 
-    def _build_training_net(self, module, data: TrainingData):
+    def _net_spec(self, module, data: TrainingData):
         aggregator = BayesAgg(
             gamma=self.gamma, tau=self.tau, s_regression=self.s, ls_epochs=self.ls_epochs
         )
-        return self._build_net(
-            BayesAggRegressionNet,
-            module,
-            TaskLosses(torch.zeros(self.n_tasks_)),
-            len(data.train[0]),
-            data.valid,
-            data.params,
-            aggregator=aggregator,
-        )
+        criterion = TaskLosses(torch.zeros(self.n_tasks_))
+        return BayesAggRegressionNet, criterion, {"aggregator": aggregator}
 
 
 # ---------------------------------------------------------------- classifier
@@ -361,9 +364,20 @@ class BayesAggMTLClassifier(
     (4, 2)
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **NETWORK_CONSTRAINTS,
+        "aggregator": "no_validation",  # a name or an object: resolve_aggregator checks it
+        "gamma": [positive_float()],
+        "s": [Interval(Real, 0, 1, closed="right")],
+        "n_mc_samples": [positive_int()],
+        "ls_epochs": [positive_int(0)],
+        "missing_label": "no_validation",  # any scalar
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(128, 128),
+        *,
         activation="silu",
         aggregator="bayesagg",
         gamma=1.0,
@@ -402,40 +416,13 @@ class BayesAggMTLClassifier(
         self.verbose = verbose
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y):
-        """Fit the classifier; ``missing_label`` entries of ``y`` are ignored.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Training inputs; standardised internally.
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Class labels, one column per task.
-
-        Returns
-        -------
-        self : BayesAggMTLClassifier
-            The fitted classifier.
-        """
-        return self._fit(X, y)
-
-    def _prepare(self, X, y) -> TrainingData:
-        """Validate, encode and standardise the data; split off validation rows."""
-        X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
-        codes = self._encode_targets(y, X)
-        keep = ~np.all(np.isnan(codes), axis=1)
-        X, codes = X[keep], codes[keep]
-        params = self._check_training_params(len(X))
-        check_positive_float(self.gamma, "gamma")
-        _check_exponent(self.s, "s")
-        _check_count(self.n_mc_samples, "n_mc_samples", 1)
-        _check_count(self.ls_epochs, "ls_epochs", 0)
-        self._make_aggregator()  # validates it
-        seed = self._draw_seed()
-        Xs = self._standardise_X(X)
-        train, valid = self._split(Xs, codes, params, seed)
-        n_labelled = (~np.isnan(train[1])).sum(0)
-        return TrainingData(Xs, codes, train, valid, n_labelled, seed, params)
+    def _check_param_combinations(self, X) -> None:
+        aggregator = self._make_aggregator()  # validates it
+        if isinstance(aggregator, BayesAgg) and not tuple(self.hidden_layer_sizes):
+            raise ValueError(
+                "aggregator='bayesagg' combines task gradients on a learnt representation, "
+                "so hidden_layer_sizes needs at least one layer (e.g. (128, 128))."
+            )
 
     def _build_module(self, data: TrainingData) -> MultiTaskClassificationNetwork:
         return MultiTaskClassificationNetwork(
@@ -445,28 +432,12 @@ class BayesAggMTLClassifier(
             self.activation,
         )
 
-    def _train(self, module, data: TrainingData, max_epochs=None) -> None:
-        """Train ``module`` on ``data`` through a new skorch net (``net_``)."""
-        if max_epochs is not None:
-            data = data._replace(params={**data.params, "max_epochs": max_epochs})
-        self.net_ = self._build_net(
-            MultiTaskClassifierNet,
-            module,
-            torch.nn.Identity(),
-            len(data.train[0]),
-            data.valid,
-            data.params,
-            aggregator=self._make_aggregator(),
-        )
-        self.net_.aggregator.reset(data.n_labelled, torch.Generator().manual_seed(data.seed))
-        self.net_.fit(*data.train)
-        self.history_ = self.net_.history
-        self.n_epochs_ = len(self.history_)
-        self._check_finite_module()
-        self.net_.module_.backbone.apply_masks_to_weights()
-        weights = getattr(self.net_.aggregator, "task_weights_", None)
-        if weights is not None:
-            self.task_weights_ = np.array(weights).reshape(-1, self.n_tasks_)
+    def _net_spec(self, module, data: TrainingData):
+        # The classifier's losses are computed by the net itself (per-task
+        # cross-entropy): skorch's criterion slot is unused.
+        return MultiTaskClassifierNet, torch.nn.Identity(), {"aggregator": self._make_aggregator()}
+
+    def _finalise(self, data: TrainingData) -> None:
         self._head_covariances = self._laplace(data.X, data.Y)
 
     def _make_aggregator(self):
@@ -528,7 +499,7 @@ class BayesAggMTLClassifier(
 
     def _laplace(self, Xs: np.ndarray, codes: np.ndarray) -> list[torch.Tensor]:
         """Per task, the covariance of the last-layer Laplace posterior (float64)."""
-        module = inference_copy(self.net_.module_, self.device)
+        module = self._inference_module
         grads_and_ggns = [None] * self.n_tasks_
         with torch.no_grad():
             for start in range(0, len(Xs), PREDICT_CHUNK):
@@ -561,7 +532,7 @@ class BayesAggMTLClassifier(
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        module = inference_copy(self.net_.module_, self.device)
+        module = self._inference()
         out = [np.empty((len(X), len(c))) for c in self._classes]
         with torch.no_grad():
             for start in range(0, len(X), PREDICT_CHUNK):

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import numbers
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from .._param_validation import LayerSizes, StrOptions, positive_float, positive_int
 from .._training.net import MultiTaskNet, TaskLosses
-from .._validation import (
-    check_choice,
-    check_layer_sizes,
-    check_positive_float,
-    check_positive_int,
-)
 from ..aggregators import resolve_aggregator
 from ..aggregators.bayesagg import BayesAgg, check_bayesagg
 from ..nn.covariance import COVARIANCES
 from ..nn.heads import HEADS
 from ..nn.network import MultiTaskNetwork
 from ._base import TrainingData
+from ._constraints import ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._regression import MultiTaskRegressorBase
 
 
@@ -78,6 +75,11 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         ``"uniform_task_sampling"``, a
         :class:`~sk_mtbnn.aggregators.GradientAggregator`, or any
         ``torchjd.aggregation`` aggregator (with the ``torchjd`` extra).
+    n_estimators : int, default=1
+        Members of a deep ensemble: independently initialised networks whose
+        predictions are combined as an equal-weight mixture (the spread of
+        the members' means is epistemic uncertainty). Members are trained
+        through joblib (``n_jobs``).
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser of all parameters.
     learning_rate : float, default=3e-3
@@ -114,6 +116,10 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         training; predictions are returned in the original units.
     device : str, default="cpu"
         Torch device for training and prediction.
+    n_jobs : int, default=None
+        Parallel jobs training the ensemble members (joblib; ``None`` is 1
+        unless in a :func:`joblib.parallel_config` context, ``-1`` all
+        cores). Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, the validation split and the
         aggregator; an int gives reproducible fits.
@@ -137,6 +143,8 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         Evidence lower bound of the training data at the end of training
         (summed over tasks, in nats, units of y): the analogue of
         GaussianProcessRegressor's ``log_marginal_likelihood_value_``.
+    estimators_ : list of estimators
+        The fitted members when ``n_estimators > 1``.
     n_epochs_ : int
         Number of epochs trained.
     n_features_in_ : int
@@ -177,9 +185,27 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
     (5, 2, 3)
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **NETWORK_CONSTRAINTS,
+        **ENSEMBLE_CONSTRAINTS,
+        "branch_layer_sizes": [LayerSizes()],
+        "task_inputs": [None, dict, list, tuple],
+        "head": [StrOptions(set(HEADS))],
+        "covariance": [StrOptions(set(COVARIANCES))],
+        "covariance_rank": [positive_int()],
+        "prior_scale": [positive_float()],
+        "wishart_scale": [positive_float()],
+        "wishart_dof": [positive_float()],
+        "reg_weight": [StrOptions({"auto"}), positive_float()],
+        "aggregator": "no_validation",  # a name or an object: resolve_aggregator checks it
+        "refine_head": ["boolean"],
+        "normalize_y": ["boolean"],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(128, 128),
+        *,
         branch_layer_sizes=(),
         activation="silu",
         task_inputs=None,
@@ -191,6 +217,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         wishart_dof=1.0,
         reg_weight="auto",
         aggregator="mean",
+        n_estimators=1,
         optimizer="adamw",
         learning_rate=3e-3,
         weight_decay=1e-4,
@@ -201,6 +228,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         refine_head=True,
         normalize_y=True,
         device="cpu",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -216,6 +244,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         self.wishart_dof = wishart_dof
         self.reg_weight = reg_weight
         self.aggregator = aggregator
+        self.n_estimators = n_estimators
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -226,25 +255,14 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         self.refine_head = refine_head
         self.normalize_y = normalize_y
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def _prepare_inputs(self, X) -> None:
+    def _check_param_combinations(self, X) -> None:
         self._task_columns = self._resolve_task_inputs(X.shape[1])
-
-    def _check_params(self, n_samples: int) -> dict:
-        params = self._check_training_params(n_samples)
-        check_layer_sizes(self.branch_layer_sizes, "branch_layer_sizes")
-        check_choice(self.head, "head", HEADS)
-        check_choice(self.covariance, "covariance", COVARIANCES)
-        check_positive_int(self.covariance_rank, "covariance_rank")
-        check_positive_float(self.prior_scale, "prior_scale")
-        check_positive_float(self.wishart_scale, "wishart_scale")
-        check_positive_float(self.wishart_dof, "wishart_dof")
-        if self.reg_weight != "auto":
-            check_positive_float(self.reg_weight, "reg_weight")
-        return params
+        resolve_aggregator(self.aggregator)  # a clear error for an unknown one
 
     def _resolve_task_inputs(self, n_features: int) -> list[list[int]]:
         """Task-specific columns as integer positions, one list per task."""
@@ -334,7 +352,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             return np.ones(self.n_tasks_)
         return self._reg_weight(data) * (~np.isnan(data.Y)).sum(0)
 
-    def _build_training_net(self, module: MultiTaskNetwork, data: TrainingData) -> MultiTaskNet:
+    def _net_spec(self, module: MultiTaskNetwork, data: TrainingData):
         aggregator = resolve_aggregator(self.aggregator)
         if isinstance(aggregator, BayesAgg):
             check_bayesagg(aggregator)
@@ -346,15 +364,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
                     "another aggregator."
                 )
         reg_weight = torch.as_tensor(self._reg_weight(data), dtype=torch.float32)
-        return self._build_net(
-            MultiTaskNet,
-            module,
-            TaskLosses(reg_weight),
-            len(data.train[0]),
-            data.valid,
-            data.params,
-            aggregator=aggregator,
-        )
+        return MultiTaskNet, TaskLosses(reg_weight), {"aggregator": aggregator}
 
     def _refines_head(self) -> bool:
         return self.refine_head

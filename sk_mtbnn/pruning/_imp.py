@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import check_choice, check_fraction, check_positive_int
 from ..aggregators import resolve_aggregator
 from ..aggregators.bayesagg import BayesAgg
+from .._param_validation import validate_params
 from ..estimators._base import seeded
 from ..metrics import gaussian_nll
 
@@ -310,10 +311,9 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
                 "IterativeMagnitudePruning needs an sk_mtbnn estimator with a masked backbone "
                 f"(SparseMultiTaskBNNRegressor, BayesAggMTLClassifier); got {type(base).__name__}."
             )
+        validate_params(base)
         aggregator = base.get_params().get("aggregator", "bayesagg")
-        if type(base).__name__ == "BayesAggMTLRegressor" or isinstance(
-            resolve_aggregator(aggregator), BayesAgg
-        ):
+        if not base._supports_task_masks or isinstance(resolve_aggregator(aggregator), BayesAgg):
             raise ValueError(
                 "BayesAgg trains one representation shared by all tasks, so tasks cannot have "
                 "their own masks: prune an estimator with aggregator='mean' (or 'pcgrad', ...)."
@@ -336,7 +336,7 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             keep_v, Yv = only_t(data.valid[1])
             valid = (data.valid[0][keep_v], Yv[keep_v]) if keep_v.any() else None
         n_labelled = (~np.isnan(train[1])).sum(0)
-        return data._replace(train=train, valid=valid, n_labelled=n_labelled)
+        return data.replace(train=train, valid=valid, n_labelled=n_labelled)
 
     def _search_task(self, base, data, init_state, t, X_sel, y_sel):
         """Rounds of prune / rewind / retrain for task ``t``; returns its masks."""

@@ -26,6 +26,9 @@ from sk_mtbnn import (
 #: checks' own accuracy bars (R^2 > 0.5 on check_regressors_train's data).
 FAST_ESTIMATORS = [
     SparseMultiTaskBNNRegressor(hidden_layer_sizes=(16,), max_epochs=40, random_state=0),
+    SparseMultiTaskBNNRegressor(
+        hidden_layer_sizes=(16,), max_epochs=40, n_estimators=2, random_state=0
+    ),
     BayesAggMTLRegressor(hidden_layer_sizes=(16,), max_epochs=40, random_state=0),
     BayesAggMTLClassifier(hidden_layer_sizes=(16,), max_epochs=40, n_mc_samples=8, random_state=0),
     IterativeMagnitudePruning(

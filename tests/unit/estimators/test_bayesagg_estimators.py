@@ -105,10 +105,10 @@ def test_regressor_estimates_the_noise_with_tau_auto():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"tau": -1.0}, "tau must be a positive"),
-        ({"s": 0.0}, r"s must be in \(0, 1\]"),
-        ({"ls_epochs": -1}, "ls_epochs must be an integer >= 0"),
-        ({"gamma": 0}, "gamma must be"),
+        ({"tau": -1.0}, r"'tau' parameter of BayesAggMTLRegressor must be .* \(0.0, inf\)"),
+        ({"s": 0.0}, r"'s' parameter .* must be a float in the range \(0.0, 1.0\]"),
+        ({"ls_epochs": -1}, r"'ls_epochs' parameter .* must be an int in the range \[0, inf\)"),
+        ({"gamma": 0}, "'gamma' parameter .* must be"),
     ],
 )
 def test_regressor_parameter_errors(multitask_data, params, match):
@@ -187,7 +187,9 @@ def test_classifier_bad_inputs():
         clf().fit([[np.nan, 0.0], [1.0, 1.0], [0.0, 1.0]], [0, 1, 0])
     with pytest.raises(ValueError, match="minimum of 2"):
         clf().fit([[0.0, 1.0]], [1])
-    with pytest.raises(ValueError, match=r"s must be in \(0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"'s' parameter .* must be a float in the range \(0.0, 1.0\]"
+    ):
         clf(s=2.0).fit([[0.0], [1.0], [2.0]], [0, 1, 0])
 
 

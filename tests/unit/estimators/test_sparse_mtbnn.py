@@ -225,13 +225,16 @@ def test_nan_at_predict_is_refused(multitask_data):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes must be a positive integer"),
-        ({"covariance": "full"}, r"covariance must be one of \['diagonal', 'dense', 'lowrank'\]"),
-        ({"head": "laplace"}, "head must be one of"),
-        ({"learning_rate": -1.0}, "learning_rate must be a positive"),
-        ({"validation_fraction": 1.5}, "strictly between 0 and 1"),
+        (
+            {"hidden_layer_sizes": (0,)},
+            "'hidden_layer_sizes' parameter .* must be a sequence of positive integers",
+        ),
+        ({"covariance": "full"}, "'covariance' parameter .* must be a str among"),
+        ({"head": "laplace"}, "'head' parameter .* must be a str among"),
+        ({"learning_rate": -1.0}, r"'learning_rate' parameter .* range \(0.0, inf\)"),
+        ({"validation_fraction": 1.5}, r"'validation_fraction' .* range \(0.0, 1.0\)"),
         ({"aggregator": "nash"}, "aggregator must be one of"),
-        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+        ({"optimizer": "lbfgs"}, "'optimizer' parameter .* must be a str among"),
         ({"task_inputs": [[0]]}, "task_inputs has 1 entries but y has 2 tasks"),
         ({"task_inputs": {0: ["nope"]}}, "X has no column names"),
         ({"task_inputs": {0: [7]}}, "neither a column name of X nor an integer position"),

@@ -1,0 +1,96 @@
+"""Deep ensembles of the regressors: M members, one equal-weight mixture.
+
+Lakshminarayanan, Pritzel & Blundell, "Simple and Scalable Predictive
+Uncertainty Estimation using Deep Ensembles", NeurIPS 2017. With member
+moments ``(mu_m, epi_m, ale_m)`` the mixture has (law of total variance)
+
+* mean ``mu = (1/M) sum_m mu_m``;
+* epistemic variance ``(1/M) sum_m epi_m + (1/M) sum_m (mu_m - mu)^2`` (the
+  spread between members is uncertainty about the model);
+* aleatoric variance ``(1/M) sum_m ale_m``;
+* joint covariance ``(1/M) sum_m [C_m + (mu_m - mu)(mu_m - mu)^T]``;
+* samples: a member drawn uniformly per sample, then a joint sample of it.
+
+Members are independently initialised fits of the same estimator with
+``n_estimators=1`` and seeds drawn from ``random_state``, trained through
+:class:`joblib.Parallel` (``n_jobs``), so any joblib backend -- loky here, Dask
+or Ray on a cluster -- spreads them, and the result does not depend on
+``n_jobs``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+
+
+def _fit_member(member, X, y):
+    return member.fit(X, y)
+
+
+class EnsembleMixin:
+    """Mixture predictions over ``estimators_`` when ``n_estimators > 1``.
+
+    The host implements ``_member_moments``, ``_member_joint_covariance`` and
+    ``_member_samples`` for one network, ``_ensemble_member(seed)`` (an unfitted
+    member) and ``_adopt_members(X, members)`` (the ensemble's own fitted
+    attributes).
+    """
+
+    def _fit_ensemble(self, X, y) -> None:
+        from ._regression import member_seeds
+
+        seeds = member_seeds(self.random_state, self.n_estimators)
+        members = [self._ensemble_member(int(s)) for s in seeds]
+        parallel = Parallel(n_jobs=self.n_jobs, verbose=max(0, int(self.verbose) - 1))
+        self.estimators_ = parallel(delayed(_fit_member)(m, X, y) for m in members)
+        self._adopt_members(X, self.estimators_)
+
+    @property
+    def _members(self) -> list:
+        return getattr(self, "estimators_", None) or [self]
+
+    def _moments(self, X):
+        """Mean, epistemic and aleatoric variance ``(m, T)`` of the mixture."""
+        if "estimators_" not in vars(self):
+            return self._member_moments(X)
+        parts = [m._member_moments(X) for m in self.estimators_]
+        means = np.stack([p[0] for p in parts])
+        mean = means.mean(0)
+        epistemic = np.mean([p[1] for p in parts], axis=0) + means.var(0)
+        aleatoric = np.mean([p[2] for p in parts], axis=0)
+        return mean, epistemic, aleatoric
+
+    def _joint_covariance(self, X):
+        """Joint predictive covariance ``(m, m, T)`` of the mixture."""
+        if "estimators_" not in vars(self):
+            return self._member_joint_covariance(X)
+        covs, means = [], []
+        for m in self.estimators_:
+            covs.append(m._member_joint_covariance(X))
+            means.append(m._member_moments(X)[0])
+        means = np.stack(means)  # (M, m, T)
+        dev = means - means.mean(0)
+        between = np.einsum("kit,kjt->ijt", dev, dev) / len(means)
+        return np.mean(covs, axis=0) + between
+
+    def _samples(self, X, n_samples: int, generator: torch.Generator):
+        """Joint samples ``(m, T, n_samples)``: a uniformly drawn member per sample."""
+        if "estimators_" not in vars(self):
+            return self._member_samples(X, n_samples, generator)
+        members = self.estimators_
+        which = torch.randint(len(members), (n_samples,), generator=generator).numpy()
+        out = None
+        for k, member in enumerate(members):
+            columns = np.flatnonzero(which == k)
+            if len(columns) == 0:
+                continue
+            draws = member._member_samples(X, len(columns), generator)
+            if out is None:
+                out = np.empty((*draws.shape[:2], n_samples))
+            out[..., columns] = draws
+        return out
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "net_") or hasattr(self, "estimators_")
