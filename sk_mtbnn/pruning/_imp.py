@@ -14,10 +14,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .._param_validation import validate_params
 from .._validation import check_choice, check_fraction, check_positive_int
 from ..aggregators import resolve_aggregator
 from ..aggregators.bayesagg import BayesAgg
-from .._param_validation import validate_params
 from ..estimators._base import seeded
 from ..metrics import gaussian_nll
 

@@ -30,7 +30,7 @@ def ensemble(data):
 
 def test_mixture_moments_follow_the_law_of_total_variance(ensemble, data):
     X = np.linspace(-3, 3, 7)[:, None]
-    parts = [m.decompose_uncertainty(X) + (m.predict(X),) for m in ensemble.estimators_]
+    parts = [(*m.decompose_uncertainty(X), m.predict(X)) for m in ensemble.estimators_]
     means = np.stack([p[2] for p in parts])
     mean = ensemble.predict(X)
     np.testing.assert_allclose(mean, means.mean(0), rtol=1e-12)
