@@ -36,21 +36,41 @@ def with_bias(phi: Tensor) -> Tensor:
     return torch.cat([phi, phi.new_ones((*phi.shape[:-1], 1))], dim=-1)
 
 
-def linear_stats(phi: Tensor, y: Tensor) -> LinearStats:
+def linear_stats(phi: Tensor, y: Tensor, weights: Tensor | None = None) -> LinearStats:
     """Statistics of features ``phi`` ``(T, B, F)`` and targets ``y`` ``(B, T)``.
 
     NaN targets are missing labels and are left out of their task's sums.
+    ``weights`` ``(B, T)``, optional, multiply each row's contribution: with the
+    noise precisions ``1 / sigma_n^2`` of :func:`row_precisions` the statistics
+    are ``Phi^T W Phi``, ``Phi^T W y`` and ``y^T W y``, and :func:`posterior`
+    with a unit noise variance is the posterior under per-row noise. ``count``
+    stays the number of labelled rows.
     """
     labelled = ~torch.isnan(y.T)  # (T, B)
-    weights = labelled.to(phi.dtype)
-    p = with_bias(phi) * weights.unsqueeze(-1)
+    mask = labelled.to(phi.dtype)
+    weights = mask if weights is None else mask * torch.where(labelled, weights.T, 0.0)
+    p = with_bias(phi)
     y0 = torch.where(labelled, y.T, torch.zeros_like(y.T))
+    pw = p * weights.unsqueeze(-1)
     return LinearStats(
-        gram=p.transpose(1, 2) @ p,
-        moment=torch.einsum("tbd,tb->td", p, y0),
-        yy=y0.square().sum(-1),
-        count=weights.sum(-1),
+        gram=pw.transpose(1, 2) @ p,
+        moment=torch.einsum("tbd,tb->td", pw, y0),
+        yy=(weights * y0.square()).sum(-1),
+        count=mask.sum(-1),
     )
+
+
+def row_precisions(noise_var: Tensor, alpha: Tensor | float, n_rows: int) -> Tensor:
+    """Noise precisions ``1 / (noise_var_t + alpha_n)`` of every row, ``(B, T)``.
+
+    ``alpha`` is a known per-sample noise variance added to the task's noise
+    variance ``noise_var`` ``(T,)`` (the ``alpha`` of scikit-learn's
+    ``GaussianProcessRegressor``): a scalar, ``(B,)`` or ``(B, T)``.
+    """
+    alpha = torch.as_tensor(alpha, dtype=noise_var.dtype, device=noise_var.device)
+    if alpha.ndim == 1:
+        alpha = alpha.unsqueeze(-1)
+    return 1.0 / (noise_var + alpha).expand(n_rows, len(noise_var))
 
 
 def posterior(

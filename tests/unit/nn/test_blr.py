@@ -9,6 +9,7 @@ from sk_mtbnn.nn.blr import (
     linear_stats,
     posterior,
     residual_variance,
+    row_precisions,
     with_bias,
 )
 
@@ -67,3 +68,33 @@ def test_residual_variance_from_statistics():
     for t, rows in enumerate([slice(None), slice(5, None)]):
         resid = y[rows, t] - with_bias(phi[t][rows]) @ m[t]
         torch.testing.assert_close(got[t], resid.square().mean())
+
+
+def test_weighted_statistics_give_the_posterior_under_per_row_noise():
+    gen = torch.Generator().manual_seed(4)
+    phi = torch.randn(2, 30, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    y[:4, 0] = float("nan")
+    noise = torch.tensor([0.2, 0.5], dtype=torch.float64)
+    alpha = torch.rand(30, generator=gen, dtype=torch.float64)
+    weights = row_precisions(noise, alpha, 30)
+    stats = linear_stats(phi, y, weights)
+    m0, L0 = isotropic_prior(2, 4, 0.7, phi)
+    mean, precision = posterior(stats, torch.ones(2, dtype=torch.float64), m0, L0)
+    for t, rows in enumerate([slice(4, None), slice(None)]):
+        P = with_bias(phi[t][rows]).numpy()
+        W = np.diag(1.0 / (noise[t].item() + alpha[rows].numpy()))
+        prec = np.eye(4) / 0.7 + P.T @ W @ P
+        expected = np.linalg.solve(prec, P.T @ W @ y[rows, t].numpy())
+        np.testing.assert_allclose(precision[t].numpy(), prec, rtol=1e-12)
+        np.testing.assert_allclose(mean[t].numpy(), expected, rtol=1e-10)
+        assert float(stats.count[t]) == P.shape[0]
+
+
+def test_row_precisions_broadcast_scalar_row_and_cell_alpha():
+    noise = torch.tensor([0.1, 0.3], dtype=torch.float64)
+    cell = torch.tensor([[0.0, 0.2], [0.4, 0.6]], dtype=torch.float64)
+    torch.testing.assert_close(row_precisions(noise, 0.1, 2), 1 / (noise + 0.1).expand(2, 2))
+    rows = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(row_precisions(noise, rows, 2), 1 / (noise + rows[:, None]))
+    torch.testing.assert_close(row_precisions(noise, cell, 2), 1 / (noise + cell))

@@ -1,0 +1,384 @@
+"""Evidence (type-II maximum likelihood) of Bayesian linear heads, batched over tasks.
+
+Per task, features ``Phi`` ``(N, D)`` (the constant 1 appended, as everywhere
+in :mod:`sk_mtbnn.nn.blr`), targets ``y``, prior ``w ~ N(0, v I)`` and noise
+variance ``s2``. With the prior precision ``a = 1 / v`` and the noise precision
+``b = 1 / s2`` (Eq. 3.86 of Bishop, *Pattern Recognition and Machine
+Learning*, 2006, Section 3.5):
+
+    A = a I + b Phi^T Phi,   m = b A^-1 Phi^T y,
+    log p(y) = D/2 log a + N/2 log b - b/2 ||y - Phi m||^2 - a/2 m^T m
+               - 1/2 log|A| - N/2 log 2 pi.
+
+After one eigendecomposition of the gram matrix the evidence and its
+gradient cost ``O(D)`` per task, and L-BFGS-B maximises it over
+``(log v, log s2)`` within bounds. At an interior maximum MacKay's
+conditions hold (Eqs. 3.92 and 3.95 of Bishop): with ``lambda_i`` the
+eigenvalues of ``b Phi^T Phi`` and ``gamma = sum_i lambda_i / (a + lambda_i)``,
+``a = gamma / m^T m`` and ``1 / b = ||y - Phi m||^2 / (N - gamma)``. (MacKay's
+fixed-point iteration of these equations, which scikit-learn's
+``BayesianRidge`` runs, can need thousands of steps near a bound.)
+
+A known per-sample noise variance ``alpha_n`` (scikit-learn's
+``GaussianProcessRegressor(alpha=...)``) makes the noise of row ``n``
+``s2 + alpha_n``: ``b I`` becomes ``W = diag(1 / (s2 + alpha_n))`` and
+``N/2 log b`` becomes ``1/2 sum_n log W_nn``. A scalar ``alpha`` keeps the
+statistics usable (:func:`maximise_evidence`); an array needs the features
+(:mod:`sk_mtbnn.nn.evidence_rows`), because the weighting changes with ``s2``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .blr import LinearStats
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+#: Default bounds of the prior variance of the head weights.
+PRIOR_VAR_BOUNDS = (1e-6, 1e4)
+#: Default bounds of the noise variance (in units of the squared targets).
+NOISE_VAR_BOUNDS = (1e-6, 1e2)
+
+
+class Evidence(NamedTuple):
+    """Hyper-parameters chosen by evidence maximisation, each ``(T,)``.
+
+    ``prior_var`` is the variance of every head weight (bias included),
+    ``noise_var`` the noise variance on top of any known ``alpha``, and
+    ``log_evidence`` the log marginal likelihood there (nats).
+    """
+
+    prior_var: Tensor
+    noise_var: Tensor
+    log_evidence: Tensor
+
+
+class _Spectrum(NamedTuple):
+    """The statistics in the eigenbasis of the gram matrix, numpy float64, per task."""
+
+    values: np.ndarray  # (T, D) eigenvalues s_i of Phi^T W Phi, >= 0
+    proj2: np.ndarray  # (T, D) squared projections z_i^2 of Phi^T W y on the eigenvectors
+    yy: np.ndarray  # (T,)
+    count: np.ndarray  # (T,)
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().to(dtype=torch.float64, device="cpu").numpy()
+
+
+def _spectrum(stats: LinearStats) -> _Spectrum:
+    gram = stats.gram.detach().to(dtype=torch.float64, device="cpu")
+    values, vectors = torch.linalg.eigh(gram)
+    proj = (vectors.transpose(-1, -2) @ stats.moment.double().cpu().unsqueeze(-1)).squeeze(-1)
+    return _Spectrum(
+        _numpy(values.clamp_min(0.0)), _numpy(proj) ** 2, _numpy(stats.yy), _numpy(stats.count)
+    )
+
+
+def _evidence(prior: np.ndarray, noise: np.ndarray, lml: np.ndarray, like: Tensor) -> Evidence:
+    return Evidence(
+        *(torch.as_tensor(a, dtype=like.dtype, device=like.device) for a in (prior, noise, lml))
+    )
+
+
+def log_marginal_likelihood(
+    stats: LinearStats, prior_var: Tensor | float, noise_var: Tensor | float
+) -> Tensor:
+    """Log evidence ``log p(y | v, s2)`` of each task's Bayesian linear head.
+
+    Parameters
+    ----------
+    stats : LinearStats
+        Sufficient statistics of the features (bias appended) and targets,
+        from :func:`~sk_mtbnn.nn.blr.linear_stats`.
+    prior_var : float or Tensor of shape (T,)
+        Prior variance ``v`` of every head weight.
+    noise_var : float or Tensor of shape (T,)
+        Noise variance ``s2``.
+
+    Returns
+    -------
+    log_evidence : Tensor of shape (T,)
+        ``log N(y | 0, v Phi Phi^T + s2 I)`` per task; 0 for a task without
+        labels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mtbnn.nn.blr import linear_stats
+    >>> from sk_mtbnn.nn.evidence import log_marginal_likelihood
+    >>> phi = torch.zeros(1, 1, 0, dtype=torch.float64)  # one row, bias only
+    >>> y = torch.tensor([[1.0]], dtype=torch.float64)
+    >>> lml = log_marginal_likelihood(linear_stats(phi, y), 1.0, 1.0)
+    >>> round(float(lml[0]), 4)  # log N(1 | 0, 2)
+    -1.5155
+    """
+    like = stats.moment
+    a = 1.0 / torch.as_tensor(prior_var, dtype=like.dtype).expand(len(like))
+    b = 1.0 / torch.as_tensor(noise_var, dtype=like.dtype).expand(len(like))
+    return _cholesky_log_evidence(stats, a, b, stats.count * torch.log(b))
+
+
+def _cholesky_log_evidence(stats: LinearStats, a: Tensor, b: Tensor, log_det_noise: Tensor):
+    """Eq. (3.86) of Bishop (2006) through a Cholesky factor of ``A``."""
+    dim = stats.gram.shape[-1]
+    eye = torch.eye(dim, dtype=stats.gram.dtype, device=stats.gram.device)
+    precision = a[:, None, None] * eye + b[:, None, None] * stats.gram
+    chol = torch.linalg.cholesky(precision)
+    rhs = (b[:, None] * stats.moment).unsqueeze(-1)
+    # At the posterior mean m = A^-1 b Phi^T y the two data terms combine:
+    # b ||y - Phi m||^2 + a m^T m = b y^T y - ||L^-1 b Phi^T y||^2 (A = L L^T).
+    half = torch.linalg.solve_triangular(chol, rhs, upper=False).squeeze(-1)
+    fit = (b * stats.yy - half.square().sum(-1)).clamp_min(0.0)
+    logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return 0.5 * (dim * torch.log(a) + log_det_noise - fit - logdet - stats.count * _LOG_2PI)
+
+
+def _negative_log_evidence(x, spec, alpha: float, log_det_noise):
+    """``-sum_t log p(y_t)`` and its gradient in ``x = (log v, log s2)``, numpy.
+
+    With ``d_i = a + b s_i`` and ``z = V^T Phi^T y`` (Eq. 3.86 of Bishop):
+    ``2 log p = D log a + N log b - b y^T y + b^2 sum z_i^2 / d_i - sum log d_i
+    - N log 2 pi``. ``log_det_noise`` replaces ``N log b`` when the noise
+    precisions are folded into the statistics (``b = 1``).
+    """
+    values, proj2, yy, count = spec
+    n_tasks, dim = values.shape
+    prior_var, noise_var = np.exp(x[:n_tasks]), np.exp(x[n_tasks:])
+    a = 1.0 / prior_var
+    if log_det_noise is None:
+        b = 1.0 / (noise_var + alpha)
+        log_det, dlog_det_db = count * np.log(b), count / b
+    else:
+        b, log_det, dlog_det_db = np.ones(n_tasks), log_det_noise, np.zeros(n_tasks)
+    d = a[:, None] + b[:, None] * values
+    q = proj2 / d
+    lml = 0.5 * (
+        dim * np.log(a) + log_det - b * yy + b**2 * q.sum(1) - np.log(d).sum(1) - count * _LOG_2PI
+    )
+    d_a = 0.5 * (dim / a - b**2 * (q / d).sum(1) - (1.0 / d).sum(1))
+    d_b = 0.5 * (
+        dlog_det_db - yy + 2 * b * q.sum(1) - b**2 * (q * values / d).sum(1) - (values / d).sum(1)
+    )
+    # Chain rule: da / dlog v = -a and db / dlog s2 = -b^2 s2 (0 when b = 1).
+    d_log_noise = -(b**2) * noise_var * d_b if log_det_noise is None else np.zeros(n_tasks)
+    grad = np.concatenate([-a * d_a, d_log_noise])
+    return -lml.sum(), -grad, lml
+
+
+def _signed_objective(x, terms, alpha: float, log_det_noise):
+    """Sum of ``sign * _negative_log_evidence`` over ``terms = [(spectrum, sign), ...]``.
+
+    One term is the evidence; ``[(all rows, +1), (training rows, -1)]`` is the
+    conditional evidence ``log p(y_valid | y_train)``.
+    """
+    value, grad, lml = 0.0, 0.0, 0.0
+    for spec, sign in terms:
+        v, g, per_task = _negative_log_evidence(x, spec, alpha, log_det_noise)
+        value, grad, lml = value + sign * v, grad + sign * g, lml + sign * per_task
+    return value, grad, lml
+
+
+def _optimise(
+    terms: list[tuple[_Spectrum, float]],
+    alpha: float,
+    noise_start: np.ndarray,
+    free_noise: np.ndarray,
+    prior_bounds: tuple[float, float],
+    noise_bounds: tuple[float, float],
+    max_iter: int,
+    log_det_noise: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L-BFGS-B on ``(log v, log s2)`` of all tasks at once, from two starts.
+
+    The tasks' objectives are independent, so their sum is maximised. The
+    starts put 50% and 5% of the targets' mean square into the noise and the
+    rest into the prior: the evidence can have a "noise" and a "signal" mode
+    (as in scikit-learn's ``plot_gpr_noisy`` example), and each task keeps
+    its better end point. Tasks with ``free_noise`` false keep ``noise_start``.
+    ``terms`` are as in :func:`_signed_objective`; the starts use the first.
+    """
+    from scipy.optimize import minimize
+
+    spec = terms[0][0]
+    n_tasks = len(spec.count)
+    per_row = np.maximum(spec.count, 1.0)
+    mean_square = np.maximum(spec.yy / per_row, noise_bounds[0])
+    # Prior variance v makes the signal's mean square v * trace(gram) / N.
+    trace_per_row = np.maximum(spec.values.sum(1) / per_row, 1e-12)
+    bounds = [tuple(np.log(prior_bounds))] * n_tasks + [
+        tuple(np.log(noise_bounds)) if free else (np.log(start),) * 2
+        for free, start in zip(free_noise, noise_start)
+    ]
+    lower, upper = np.array(bounds).T
+    best_x, best_lml = None, None
+    for noise_share in (0.5, 0.05):
+        noise0 = np.where(free_noise, noise_share * mean_square, noise_start)
+        prior0 = (1.0 - noise_share) * mean_square / trace_per_row
+        x0 = np.clip(np.log(np.concatenate([prior0, noise0])), lower, upper)
+        x = minimize(
+            _signed_objective,
+            x0,
+            args=(terms, alpha, log_det_noise),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-9},
+        ).x
+        lml = _signed_objective(x, terms, alpha, log_det_noise)[2]
+        if best_x is None:
+            best_x, best_lml = x, lml
+        else:
+            better = np.tile(lml > best_lml, 2)
+            best_x, best_lml = np.where(better, x, best_x), np.maximum(lml, best_lml)
+    return np.exp(best_x[:n_tasks]), np.exp(best_x[n_tasks:]), best_lml
+
+
+def maximise_evidence(
+    stats: LinearStats,
+    *,
+    alpha: float = 0.0,
+    noise_var: Tensor | float | None = None,
+    prior_var_bounds: tuple[float, float] = PRIOR_VAR_BOUNDS,
+    noise_var_bounds: tuple[float, float] = NOISE_VAR_BOUNDS,
+    fallback_noise_var: float = 1.0,
+    max_iter: int = 500,
+) -> Evidence:
+    """Prior and noise variance of each task's head that maximise its evidence.
+
+    Parameters
+    ----------
+    stats : LinearStats
+        Sufficient statistics (bias appended), float64 recommended.
+    alpha : float, default=0.0
+        Known noise variance of every row, added to the fitted ``noise_var``
+        (``GaussianProcessRegressor``'s ``alpha``). For one value per row
+        use :func:`~sk_mtbnn.nn.evidence_rows.maximise_evidence_rows`.
+    noise_var : float or Tensor of shape (T,), default=None
+        Keep the noise variance fixed at this value and fit the prior only.
+    prior_var_bounds : tuple of float, default=(1e-6, 1e4)
+        Bounds of the prior variance.
+    noise_var_bounds : tuple of float, default=(1e-6, 1e2)
+        Bounds of the fitted noise variance (on top of ``alpha``), in units of
+        the squared targets: the lower bound is a noise floor.
+    fallback_noise_var : float, default=1.0
+        Noise variance of a task with fewer than two labels, where the
+        evidence cannot tell noise from signal (1.0: the variance of
+        standardised targets).
+    max_iter : int, default=500
+        Most L-BFGS-B iterations from each of the two starts.
+
+    Returns
+    -------
+    evidence : Evidence
+        ``prior_var``, ``noise_var`` and ``log_evidence``, each ``(T,)``. A
+        task without labels gets the prior ``1 / D`` and the fallback noise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mtbnn.nn.blr import linear_stats
+    >>> from sk_mtbnn.nn.evidence import maximise_evidence
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> phi = torch.randn(1, 500, 3, generator=gen, dtype=torch.float64)
+    >>> y = phi[0] @ torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
+    >>> y = (y + 0.3 * torch.randn(500, generator=gen, dtype=torch.float64))[:, None]
+    >>> ev = maximise_evidence(linear_stats(phi, y))
+    >>> round(float(ev.noise_var[0].sqrt()), 1)
+    0.3
+    """
+    spec = _spectrum(stats)
+    count = spec.count
+    if noise_var is None:
+        free = count >= 2
+        start = np.full(len(count), float(fallback_noise_var))
+    else:
+        free = np.zeros(len(count), dtype=bool)
+        start = np.broadcast_to(_numpy(torch.as_tensor(noise_var)), count.shape).copy()
+    prior, noise, lml = _optimise(
+        [(spec, 1.0)], float(alpha), start, free, prior_var_bounds, noise_var_bounds, max_iter
+    )
+    prior = np.where(count == 0, 1.0 / spec.values.shape[1], prior)
+    return _evidence(prior, noise, np.where(count == 0, 0.0, lml), like=stats.yy)
+
+
+def log_conditional_evidence(
+    train: LinearStats,
+    valid: LinearStats,
+    prior_var: Tensor | float,
+    noise_var: Tensor | float,
+) -> Tensor:
+    """Conditional log evidence ``log p(y_valid | y_train)`` of each task, ``(T,)``.
+
+    ``log p(y_train, y_valid) - log p(y_train)``: the joint predictive density
+    of held-out rows under the posterior given the training rows. Unlike the
+    evidence it does not reward features fitted to the rows it scores, which
+    makes it the criterion for features trained on ``y_train`` (the
+    conditional marginal likelihood of Lotfi et al., ICML 2022, Section 5).
+    """
+    both = train + valid
+    return log_marginal_likelihood(both, prior_var, noise_var) - log_marginal_likelihood(
+        train, prior_var, noise_var
+    )
+
+
+def maximise_conditional_evidence(
+    train: LinearStats,
+    valid: LinearStats,
+    *,
+    alpha: float = 0.0,
+    prior_var_bounds: tuple[float, float] = PRIOR_VAR_BOUNDS,
+    noise_var_bounds: tuple[float, float] = NOISE_VAR_BOUNDS,
+    fallback_noise_var: float = 1.0,
+    max_iter: int = 500,
+) -> Evidence:
+    """Prior and noise variance that maximise :func:`log_conditional_evidence`.
+
+    Parameters and bounds as in :func:`maximise_evidence`. A task without
+    held-out labels keeps the values that maximise its training evidence,
+    with a conditional evidence of 0.
+
+    Returns
+    -------
+    evidence : Evidence
+        ``log_evidence`` is ``log p(y_valid | y_train)`` per task.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mtbnn.nn.blr import linear_stats
+    >>> from sk_mtbnn.nn.evidence import maximise_conditional_evidence
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> phi = torch.randn(1, 600, 2, generator=gen, dtype=torch.float64)
+    >>> y = (phi[0].sum(1) + 0.5 * torch.randn(600, generator=gen, dtype=torch.float64))[:, None]
+    >>> train, valid = linear_stats(phi[:, :400], y[:400]), linear_stats(phi[:, 400:], y[400:])
+    >>> ev = maximise_conditional_evidence(train, valid)
+    >>> round(float(ev.noise_var[0].sqrt()), 1)
+    0.5
+    """
+    options = (prior_var_bounds, noise_var_bounds)
+    spec_all, spec_train = _spectrum(train + valid), _spectrum(train)
+    count = spec_all.count
+    free = count >= 2
+    start = np.full(len(count), float(fallback_noise_var))
+    terms = [(spec_all, 1.0), (spec_train, -1.0)]
+    prior, noise, lml = _optimise(terms, float(alpha), start, free, *options, max_iter)
+    no_valid = _numpy(valid.count) == 0
+    if no_valid.any():
+        fallback = maximise_evidence(
+            train,
+            alpha=alpha,
+            prior_var_bounds=prior_var_bounds,
+            noise_var_bounds=noise_var_bounds,
+            fallback_noise_var=fallback_noise_var,
+            max_iter=max_iter,
+        )
+        prior = np.where(no_valid, _numpy(fallback.prior_var), prior)
+        noise = np.where(no_valid, _numpy(fallback.noise_var), noise)
+    return _evidence(prior, noise, np.where(no_valid, 0.0, lml), like=train.yy)
