@@ -135,6 +135,39 @@ def test_architecture_behaves_like_its_tuple():
     assert clone(estimator).get_params()["hidden_layer_sizes"] == (64, 64)
 
 
+def _draws(space, backend, n=3):
+    """``n`` parameter settings drawn at random from a space."""
+    if backend == "skopt":
+        return [{k: d.rvs(1, random_state=i)[0] for k, d in space.items()} for i in range(n)]
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    return [study.ask(space).params for _ in range(n)]
+
+
+@pytest.mark.parametrize("backend", ["optuna", "skopt"])
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        SparseMultiTaskBNNRegressor(max_epochs=2),
+        BayesAggMTLRegressor(max_epochs=2),
+        BayesAggMTLClassifier(max_epochs=2),
+        IterativeMagnitudePruning(SparseMultiTaskBNNRegressor(max_epochs=2), retrain_epochs=1),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_every_draw_is_accepted_by_fit(estimator, backend):
+    # The ranges stay inside what the estimators validate, in the types the
+    # libraries draw (numpy integers from skopt, Architecture values, ...).
+    pytest.importorskip({"optuna": "optuna", "skopt": "skopt"}[backend])
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 2)
+    y = (X > 0).astype(int) if isinstance(estimator, BayesAggMTLClassifier) else X.copy()
+    space = search_space(estimator, backend, hidden_layer_sizes=[(4,), (4, 4)])
+    for params in _draws(space, backend):
+        clone(estimator).set_params(**params).fit(X, y)
+
+
 # ----------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def tiny_problem():
