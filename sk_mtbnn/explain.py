@@ -237,6 +237,8 @@ def shap_values(
     explainer = shap.KernelExplainer(f, background)
     with _numpy_seed(random_state):
         values = explainer.shap_values(X_array, nsamples=n_coalitions, l1_reg=False, silent=True)
+    if isinstance(values, list):  # shap < 0.45: one array per output
+        values = np.stack(values, axis=-1)
     values = np.asarray(values, dtype=float)
     base = np.asarray(explainer.expected_value, dtype=float)
     names = getattr(estimator, "feature_names_in_", None) if columns is None else columns

@@ -181,7 +181,7 @@ def test_input_errors(regressor, data, monkeypatch):
     with pytest.raises(ValueError, match="background has 2 columns but X has 3"):
         shap_values(regressor, X[:2], X[10:20, :2])
     with pytest.raises(NotFittedError):
-        shap_values(SparseMultiTaskBNNRegressor(), X[:2], X[10:20])
+        shap_values(LinearRegression(), X[:2], X[10:20])
     monkeypatch.setitem(sys.modules, "shap", None)
     with pytest.raises(ImportError, match=r"pip install 'sk_mtbnn\[explain\]'"):
         shap_values(regressor, X[:2], X[10:20])
