@@ -1,14 +1,12 @@
 """Bundled small data sets and synthetic multi-task generators."""
 
 from ._base import load_enb, load_slump
-from ._synthetic import (
-    borehole,
-    currin,
-    forrester,
-    make_multifidelity,
+from ._multitask import (
+    make_heterogeneous_tasks,
     make_multitask_classification,
     make_multitask_regression,
 )
+from ._synthetic import borehole, currin, forrester, make_multifidelity
 
 __all__ = [
     "borehole",
@@ -16,6 +14,7 @@ __all__ = [
     "forrester",
     "load_enb",
     "load_slump",
+    "make_heterogeneous_tasks",
     "make_multifidelity",
     "make_multitask_classification",
     "make_multitask_regression",

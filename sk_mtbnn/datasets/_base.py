@@ -8,6 +8,8 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._validation import check_params
+
 _DESCR = {
     "enb": (
         "Energy efficiency (UCI #242, Tsanas & Xifara 2012; CC BY 4.0): 768 simulated "
@@ -24,6 +26,7 @@ _DESCR = {
 
 
 def _load(name: str, return_X_y: bool, as_frame: bool):
+    check_params(f"load_{name}", return_X_y=return_X_y, as_frame=as_frame)
     text = resources.files(__package__).joinpath("data", f"{name}.csv").read_text()
     rows = list(csv.reader(text.splitlines()))
     header, values = rows[0], np.array(rows[1:], dtype=np.float64)
