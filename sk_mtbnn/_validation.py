@@ -106,3 +106,21 @@ def check_fraction(value, name: str) -> float:
     if ok and 0.0 < value < 1.0:
         return float(value)
     raise ValueError(f"{name} must be a number strictly between 0 and 1; got {value!r}.")
+
+
+def check_fitted(estimator) -> None:
+    """Raise ``NotFittedError`` unless ``estimator`` has been fitted.
+
+    Unlike :func:`sklearn.utils.validation.check_is_fitted` this does not
+    defer to the ``requires_fit`` tag: the regressors predict from their prior
+    before ``fit`` (as GaussianProcessRegressor does), but what needs a fitted
+    network (masks, pool scores, explanations) must still refuse an unfitted one.
+    """
+    from sklearn.exceptions import NotFittedError
+
+    fitted = getattr(estimator, "__sklearn_is_fitted__", None)
+    if fitted is None or not fitted():
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )

@@ -17,8 +17,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
 
+from .._validation import check_fitted
 from ..estimators._torch_utils import PREDICT_CHUNK, inference_copy
 from ..nn.blr import with_bias
 
@@ -58,7 +58,7 @@ def resolve(model):
             "BayesAggMTLRegressor, IterativeMagnitudePruning of one, or a Pipeline ending in "
             f"one), or a modAL learner around it; got {type(estimator).__name__}."
         )
-    check_is_fitted(estimator)
+    check_fitted(estimator)
     return estimator, transform
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 from contextlib import contextmanager
 
 import numpy as np
@@ -35,6 +36,7 @@ from sklearn.utils.validation import validate_data
 from .._param_validation import validate_params
 from .._training.callbacks import build_callbacks
 from .._training.loader import TensorBatchLoader
+from .._validation import check_fitted
 from ._torch_utils import inference_copy, module_stamp, resolve_optimizer
 
 
@@ -96,6 +98,11 @@ def nonzero_scale(scale: np.ndarray, magnitude: np.ndarray | None = None) -> np.
 def column_scale(X: np.ndarray) -> np.ndarray:
     """Standard deviation of each column, 1 for constant columns (relative test)."""
     return nonzero_scale(np.nanstd(X, axis=0), np.nanmax(np.abs(X), axis=0))
+
+
+def layer_sizes(value) -> tuple[int, ...]:
+    """Layer widths as a tuple (an int is one layer)."""
+    return (int(value),) if isinstance(value, numbers.Integral) else tuple(int(v) for v in value)
 
 
 def _stamps(module) -> tuple:
@@ -333,9 +340,11 @@ class NetworkEstimatorMixin:
     @property
     def masks_(self):
         """Backbone masks per task and layer: ``masks_[t][l] = (weight, bias)`` (bool)."""
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self)
+        check_fitted(self)
+        if "net_" not in vars(self):
+            raise AttributeError(
+                "An ensemble has no masks_ of its own: read estimators_[i].masks_ of a member."
+            )
         pairs = [
             (w.detach().cpu().numpy() > 0.5, b.detach().cpu().numpy() > 0.5)
             for w, b in self.net_.module_.backbone.masks()

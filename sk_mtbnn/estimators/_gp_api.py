@@ -13,9 +13,12 @@ import numpy as np
 import torch
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._validation import check_positive_int, check_regression_targets
+
+#: Largest joint covariance ``predict(return_cov=True)`` builds (bytes).
+MAX_COVARIANCE_BYTES = 2 * 1024**3
 
 
 class GPLikeRegressorMixin:
@@ -25,16 +28,30 @@ class GPLikeRegressorMixin:
 
     * ``_moments(X)`` -> mean, epistemic and aleatoric variance, each ``(m, T)``;
     * ``_joint_covariance(X)`` -> ``(m, m, T)``;
-    * ``_samples(X, n_samples, generator)`` -> ``(m, T, n_samples)``.
+    * ``_samples(X, n_samples, generator)`` -> ``(m, T, n_samples)``;
+    * ``_prior_model(n_features)`` -> an object with the same three methods
+      and ``n_tasks_`` that describes the prior, used before ``fit`` (as
+      :class:`~sklearn.gaussian_process.GaussianProcessRegressor` does).
     """
+
+    def _source(self, X):
+        """Validated ``X`` and the model to predict with: the fitted one, or the prior."""
+        if self.__sklearn_is_fitted__():
+            return validate_data(self, X, reset=False, dtype=np.float64), self
+        X = check_array(X, dtype=np.float64)
+        return X, self._prior_model(X.shape[1])
+
+    def _prior_model(self, n_features: int):
+        check_is_fitted(self)  # estimators without a prior predict only once fitted
 
     def _validate_X_predict(self, X) -> np.ndarray:
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=np.float64)
 
-    def _squeeze(self, a: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _squeeze(a: np.ndarray, model) -> np.ndarray:
         # GaussianProcessRegressor drops the target axis when there is one target.
-        return a[..., 0] if self.n_tasks_ == 1 else a
+        return a[..., 0] if model.n_tasks_ == 1 else a
 
     @staticmethod
     def _check_finite(*arrays: np.ndarray) -> None:
@@ -74,17 +91,18 @@ class GPLikeRegressorMixin:
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
-        X = self._validate_X_predict(X)
+        X, model = self._source(X)
         if return_cov:
-            mean = self._moments(X)[0]
-            cov = self._joint_covariance(X)
+            _check_covariance_size(len(X), model.n_tasks_)
+            mean = model._moments(X)[0]
+            cov = model._joint_covariance(X)
             self._check_finite(mean, cov)
-            return self._squeeze(mean), self._squeeze(cov)
-        mean, epistemic, aleatoric = self._moments(X)
+            return self._squeeze(mean, model), self._squeeze(cov, model)
+        mean, epistemic, aleatoric = model._moments(X)
         self._check_finite(mean, epistemic, aleatoric)
         if not return_std:
-            return self._squeeze(mean)
-        return self._squeeze(mean), self._squeeze(np.sqrt(epistemic + aleatoric))
+            return self._squeeze(mean, model)
+        return self._squeeze(mean, model), self._squeeze(np.sqrt(epistemic + aleatoric), model)
 
     def decompose_uncertainty(self, X):
         """The two parts of the predictive variance, in squared units of y.
@@ -103,10 +121,10 @@ class GPLikeRegressorMixin:
             Observation-noise variance; does not shrink with more data.
             ``predict(X, return_std=True)[1] ** 2 == epistemic + aleatoric``.
         """
-        X = self._validate_X_predict(X)
-        _, epistemic, aleatoric = self._moments(X)
+        X, model = self._source(X)
+        _, epistemic, aleatoric = model._moments(X)
         self._check_finite(epistemic, aleatoric)
-        return self._squeeze(epistemic), self._squeeze(aleatoric)
+        return self._squeeze(epistemic, model), self._squeeze(aleatoric, model)
 
     def sample_y(self, X, n_samples=1, random_state=0):
         """Draw joint samples of the targets at ``X``.
@@ -132,12 +150,12 @@ class GPLikeRegressorMixin:
             The samples.
         """
         n_samples = check_positive_int(n_samples, "n_samples")
-        X = self._validate_X_predict(X)
+        X, model = self._source(X)
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
-        samples = self._samples(X, n_samples, generator)
+        samples = model._samples(X, n_samples, generator)
         self._check_finite(samples)
-        return samples[:, 0, :] if self.n_tasks_ == 1 else samples
+        return samples[:, 0, :] if model.n_tasks_ == 1 else samples
 
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R² over the labelled entries of ``y``.
@@ -172,3 +190,15 @@ class GPLikeRegressorMixin:
             w = None if weights is None else weights[rows]
             scores.append(r2_score(y[rows, t], pred[rows, t], sample_weight=w))
         return float(np.mean(scores))
+
+
+def _check_covariance_size(n_rows: int, n_tasks: int) -> None:
+    """Refuse a joint covariance that would not fit in memory, before building it."""
+    size = 8 * n_rows**2 * n_tasks
+    if size > MAX_COVARIANCE_BYTES:
+        raise ValueError(
+            f"predict(return_cov=True) on {n_rows} rows and {n_tasks} task(s) would build a "
+            f"{size / 1024**3:.1f} GiB covariance ({n_rows} x {n_rows} per task). Ask for "
+            "return_std=True (the diagonal), or call predict(return_cov=True) on chunks of "
+            f"at most {int(np.sqrt(MAX_COVARIANCE_BYTES / (8 * n_tasks)))} rows."
+        )

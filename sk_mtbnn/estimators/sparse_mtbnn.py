@@ -8,15 +8,22 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .._param_validation import LayerSizes, StrOptions, positive_float, positive_int
+from .._param_validation import (
+    LayerSizes,
+    StrOptions,
+    positive_float,
+    positive_int,
+    validate_params,
+)
 from .._training.net import MultiTaskNet, TaskLosses
 from ..aggregators import resolve_aggregator
 from ..aggregators.bayesagg import BayesAgg, check_bayesagg
 from ..nn.covariance import COVARIANCES
 from ..nn.heads import HEADS
 from ..nn.network import MultiTaskNetwork
-from ._base import TrainingData
+from ._base import TrainingData, layer_sizes, seeded
 from ._constraints import ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
+from ._prior import PriorModel
 from ._regression import MultiTaskRegressorBase
 
 
@@ -114,6 +121,10 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
     normalize_y : bool, default=True
         Standardise each task's targets (over its labelled entries) for
         training; predictions are returned in the original units.
+    n_targets : int, default=None
+        Number of tasks of the prior, used by ``predict`` and ``sample_y``
+        before ``fit`` (None: one); ignored once fitted, as in
+        :class:`~sklearn.gaussian_process.GaussianProcessRegressor`.
     device : str, default="cpu"
         Torch device for training and prediction.
     n_jobs : int, default=None
@@ -200,6 +211,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         "aggregator": "no_validation",  # a name or an object: resolve_aggregator checks it
         "refine_head": ["boolean"],
         "normalize_y": ["boolean"],
+        "n_targets": [None, positive_int()],
     }
 
     def __init__(
@@ -227,6 +239,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         n_iter_no_change=20,
         refine_head=True,
         normalize_y=True,
+        n_targets=None,
         device="cpu",
         n_jobs=None,
         random_state=None,
@@ -254,6 +267,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         self.n_iter_no_change = n_iter_no_change
         self.refine_head = refine_head
         self.normalize_y = normalize_y
+        self.n_targets = n_targets
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -261,6 +275,11 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
 
     # ------------------------------------------------------------------ fit
     def _check_param_combinations(self, X) -> None:
+        if self.n_targets is not None and self.n_targets != self.n_tasks_:
+            raise ValueError(
+                "The number of targets seen in `y` is different from the parameter "
+                f"`n_targets`. Got {self.n_tasks_} != {self.n_targets}."
+            )
         self._task_columns = self._resolve_task_inputs(X.shape[1])
         resolve_aggregator(self.aggregator)  # a clear error for an unknown one
 
@@ -321,13 +340,18 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         spreads = [c.std() for c in columns if len(c) > 1]
         noise_std = float(np.mean(spreads)) if spreads else 1.0
         noise_std = noise_std if noise_std > 1e-8 else 1.0  # constant targets
+        return self._make_module(
+            self.n_features_in_, self.n_tasks_, self._task_columns, noise_std, data.seed
+        )
+
+    def _make_module(self, n_features, n_tasks, task_columns, noise_std, seed):
         return MultiTaskNetwork(
-            self.n_features_in_,
-            self.n_tasks_,
-            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            branch_layer_sizes=tuple(self.branch_layer_sizes),
+            n_features,
+            n_tasks,
+            hidden_layer_sizes=layer_sizes(self.hidden_layer_sizes),
+            branch_layer_sizes=layer_sizes(self.branch_layer_sizes),
             activation=self.activation,
-            task_columns=self._task_columns,
+            task_columns=task_columns,
             head=self.head,
             head_kwargs={
                 "covariance": self.covariance,
@@ -336,9 +360,17 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
                 "wishart_scale": self.wishart_scale,
                 "dof": self.wishart_dof,
                 "noise_std": noise_std,
-                "seed": data.seed,
+                "seed": seed,
             },
         )
+
+    def _prior_model(self, n_features: int) -> PriorModel:
+        validate_params(self)
+        n_tasks = self.n_targets or 1
+        seed = self._draw_seed()
+        with seeded(seed):
+            module = self._make_module(n_features, n_tasks, None, 1.0, seed)
+        return PriorModel(module, n_tasks)
 
     def _reg_weight(self, data: TrainingData) -> np.ndarray:
         if self.reg_weight == "auto":
@@ -368,3 +400,8 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
 
     def _refines_head(self) -> bool:
         return self.refine_head
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # predicts from the prior before fit, as GPR does
+        return tags

@@ -200,11 +200,13 @@ def test_sparse_X_is_refused():
         make().fit(sparse.csr_matrix(np.eye(4)), np.arange(4.0))
 
 
-def test_predict_before_fit_raises_not_fitted():
+def test_predict_before_fit_is_the_prior_but_masks_need_a_fit():
+    # GaussianProcessRegressor's contract: before fit, predict and sample_y
+    # use the prior (tests/unit/estimators/test_gpr_prior.py).
+    assert np.all(make().predict(np.zeros((2, 2))) == 0)
+    assert make().sample_y(np.zeros((2, 2))).shape == (2, 1)
     with pytest.raises(NotFittedError):
-        make().predict(np.zeros((2, 2)))
-    with pytest.raises(NotFittedError):
-        make().sample_y(np.zeros((2, 2)))
+        make().masks_
 
 
 def test_wrong_number_of_features_at_predict(multitask_data):
