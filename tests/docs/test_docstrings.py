@@ -14,6 +14,8 @@ MODULES = [
     "sk_mtbnn.pruning",
     "sk_mtbnn.metrics",
     "sk_mtbnn.datasets",
+    "sk_mtbnn.search",
+    "sk_mtbnn.explain",
 ]
 
 
