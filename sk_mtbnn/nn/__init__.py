@@ -2,13 +2,15 @@
 
 from .backbone import MaskedMLP, TaskBranches, TaskwiseLinear
 from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
-from .heads import GaussianVBLLHead, Predictive, StudentTVBLLHead
+from .heads import GaussianVBLLHead, Predictive, StudentTVBLLHead, mixture_moments
+from .heteroscedastic import HeteroscedasticVBLLHead
 from .network import MultiTaskNetwork
 
 __all__ = [
     "DenseCovariance",
     "DiagonalCovariance",
     "GaussianVBLLHead",
+    "HeteroscedasticVBLLHead",
     "LowRankCovariance",
     "MaskedMLP",
     "MultiTaskNetwork",
@@ -16,4 +18,5 @@ __all__ = [
     "StudentTVBLLHead",
     "TaskBranches",
     "TaskwiseLinear",
+    "mixture_moments",
 ]

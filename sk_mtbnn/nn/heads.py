@@ -23,10 +23,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .blr import LinearStats, isotropic_prior, posterior, with_bias
+from .blr import LinearStats, isotropic_prior, linear_stats, posterior, with_bias
 from .covariance import make_covariance
 
-HEADS = ("gaussian", "student_t")
+HEADS = ("gaussian", "student_t", "heteroscedastic")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -138,6 +138,13 @@ class _VBLLHead(nn.Module, ABC):
         """Samples of the head weights from q, shape ``(n, T, D)``."""
         return self.mean + self.covariance.sample_noise(n, generator)
 
+    def statistics(self, phi: Tensor, y: Tensor) -> LinearStats:
+        """Statistics of ``phi`` ``(T, B, F)`` and ``y`` ``(B, T)`` for :meth:`condition_on`.
+
+        Summed over row chunks they are those of all the rows.
+        """
+        return linear_stats(phi, y)
+
     def feature_covariance(self, phi: Tensor) -> Tensor:
         """``Phi S_t Phi^T`` for each task, shape ``(T, B, B)``."""
         phi = with_bias(phi)
@@ -160,9 +167,17 @@ class GaussianVBLLHead(_VBLLHead):
     def noise_var(self) -> Tensor:
         return torch.exp(2.0 * self.log_noise_std)
 
+    def _noise_at(self, phi: Tensor) -> Tensor:
+        """Noise variance at the rows of ``phi``, broadcastable to ``(T, B)``."""
+        return self.noise_var().unsqueeze(-1)
+
+    def _conditioning_noise_var(self) -> Tensor:
+        """The noise variance, ``(T,)``, that :meth:`condition_on` divides the statistics by."""
+        return self.noise_var()
+
     def predict(self, phi: Tensor) -> Predictive:
         mean, quad = self._mean_and_quad(phi)
-        return Predictive(mean, quad, self.noise_var().unsqueeze(-1).expand_as(mean))
+        return Predictive(mean, quad, self._noise_at(phi).expand_as(mean))
 
     def expected_nll(self, phi: Tensor, y: Tensor) -> Tensor:
         """``-E_q[log N(y | w^T phi, sigma^2)]`` per point, shape ``(T, B)``.
@@ -171,7 +186,7 @@ class GaussianVBLLHead(_VBLLHead):
         each task uses its own ``sigma_t`` in its trace term.
         """
         mean, quad = self._mean_and_quad(phi)
-        var = self.noise_var().unsqueeze(-1)
+        var = self._noise_at(phi)
         return 0.5 * (_LOG_2PI + torch.log(var) + ((y.T - mean).square() + quad) / var)
 
     def predictive_nll(self, phi: Tensor, y: Tensor) -> Tensor:
@@ -186,17 +201,18 @@ class GaussianVBLLHead(_VBLLHead):
 
     def regularizer(self) -> Tensor:
         """``KL(q || p) - log p_IW(sigma^2)`` per task (constants dropped)."""
-        neg_log_prior = (self.dof + 2.0) * self.log_noise_std + 0.5 * self.wishart_scale / (
-            self.noise_var()
-        )
-        return self.kl_divergence() + neg_log_prior
+        return self.kl_divergence() + self._neg_log_noise_prior(self.log_noise_std)
+
+    def _neg_log_noise_prior(self, log_std: Tensor) -> Tensor:
+        """``-log p_IW(sigma^2)`` at ``sigma = exp(log_std)``, constants dropped."""
+        return (self.dof + 2.0) * log_std + 0.5 * self.wishart_scale * torch.exp(-2.0 * log_std)
 
     def sample(self, phi: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Joint samples ``Phi w + eps``, ``w ~ q``, shape ``(n, T, B)``."""
         weights = self.weight_samples(n, generator)
         f = torch.einsum("tbd,ntd->ntb", with_bias(phi), weights)
         eps = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=f.device)
-        return f + eps * torch.exp(self.log_noise_std).unsqueeze(-1)
+        return f + eps * self._noise_at(phi).sqrt()
 
     def condition_on(self, stats: LinearStats, kl_weight: Tensor | float = 1.0) -> None:
         """Set q(w) to its optimum given the features' statistics and the noise.
@@ -207,15 +223,14 @@ class GaussianVBLLHead(_VBLLHead):
         """
         with torch.no_grad():
             prior = isotropic_prior(self.n_tasks, self.dim, self.prior_var, self.mean)
-            mean, precision = posterior(stats, self.noise_var(), *prior, kl_weight)
+            mean, precision = posterior(stats, self._conditioning_noise_var(), *prior, kl_weight)
             self.mean.copy_(mean)
             self.covariance.set_from_precision(precision)
 
     def joint_covariance(self, phi: Tensor) -> Tensor:
-        """``Phi S Phi^T + sigma^2 I`` per task, shape ``(T, B, B)``."""
+        """``Phi S Phi^T + diag(sigma^2)`` per task, shape ``(T, B, B)``."""
         cov = self.feature_covariance(phi)
-        eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
-        return cov + self.noise_var()[:, None, None] * eye
+        return cov + torch.diag_embed(self._noise_at(phi).expand(cov.shape[:-1]))
 
 
 class StudentTVBLLHead(_VBLLHead):
@@ -352,4 +367,8 @@ def make_head(kind: str, **kwargs) -> nn.Module:
         return GaussianVBLLHead(**kwargs)
     if kind == "student_t":
         return StudentTVBLLHead(**kwargs)
+    if kind == "heteroscedastic":
+        from .heteroscedastic import HeteroscedasticVBLLHead
+
+        return HeteroscedasticVBLLHead(**kwargs)
     raise ValueError(f"head must be one of {HEADS}, got {kind!r}.")

@@ -39,7 +39,7 @@ class MultiTaskNetwork(nn.Module):
         For each task, the input columns that bypass the backbone and are
         concatenated to its output before that task's branch. A column named
         for any task does not enter the backbone.
-    head : {"gaussian", "student_t"}
+    head : {"gaussian", "student_t", "heteroscedastic"}
         The VBLL head.
     head_kwargs : dict
         Passed to the head (covariance, rank, prior_scale, ...).
