@@ -194,6 +194,7 @@ def _optimise(
     noise_bounds: tuple[float, float],
     max_iter: int,
     log_det_noise: np.ndarray | None = None,
+    prior_start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """L-BFGS-B on ``(log v, log s2)`` of all tasks at once, from two starts.
 
@@ -203,6 +204,7 @@ def _optimise(
     (as in scikit-learn's ``plot_gpr_noisy`` example), and each task keeps
     its better end point. Tasks with ``free_noise`` false keep ``noise_start``.
     ``terms`` are as in :func:`_signed_objective`; the starts use the first.
+    A ``prior_start`` replaces them by one start there (a warm start).
     """
     from scipy.optimize import minimize
 
@@ -218,9 +220,12 @@ def _optimise(
     ]
     lower, upper = np.array(bounds).T
     best_x, best_lml = None, None
-    for noise_share in (0.5, 0.05):
-        noise0 = np.where(free_noise, noise_share * mean_square, noise_start)
-        prior0 = (1.0 - noise_share) * mean_square / trace_per_row
+    for noise_share in (0.5, 0.05) if prior_start is None else (None,):
+        if prior_start is None:
+            noise0 = np.where(free_noise, noise_share * mean_square, noise_start)
+            prior0 = (1.0 - noise_share) * mean_square / trace_per_row
+        else:
+            noise0, prior0 = noise_start, prior_start
         x0 = np.clip(np.log(np.concatenate([prior0, noise0])), lower, upper)
         x = minimize(
             _signed_objective,

@@ -135,11 +135,12 @@ max_iter
     n_tasks = phi.shape[0]
     count = (~torch.isnan(y)).sum(0)
     unit = np.ones(n_tasks)
+    fixed = np.zeros(n_tasks, dtype=bool)
+    warm: list[np.ndarray] = []  # the last prior optimum: a close start for the next
 
     def evaluate(log_noise: Tensor) -> tuple[np.ndarray, np.ndarray]:
         stats, log_det = _weighted_stats(phi, y, torch.exp(log_noise), alpha)
         spec = _spectrum(stats)
-        fixed = np.zeros(n_tasks, dtype=bool)
         prior, _, lml = _optimise(
             [(spec, 1.0)],
             0.0,
@@ -149,7 +150,9 @@ max_iter
             noise_var_bounds,
             max_iter,
             _numpy(log_det),
+            prior_start=warm[-1] if warm else None,
         )
+        warm.append(prior)
         return np.where(spec.count == 0, 1.0 / spec.values.shape[1], prior), lml
 
     if noise_var is not None:
