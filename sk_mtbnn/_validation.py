@@ -22,6 +22,21 @@ def task_label(t: int, names: Sequence[str] | None) -> str:
     return f"task {t} ({names[t]!r})" if names else f"task {t}"
 
 
+def _nullable_as_float(y) -> np.ndarray:
+    """``y`` as an array; pandas' nullable numbers (``Float64``, ``Int64``) with NA as NaN."""
+    if not hasattr(y, "astype") or isinstance(y, np.ndarray):
+        return np.asarray(y)
+    dtypes = y.dtypes if hasattr(y, "columns") else [getattr(y, "dtype", None)]
+    if dtypes is not None:
+        numeric_nullable = [
+            getattr(d, "kind", "O") in "iuf" and getattr(d, "na_value", None) is not None
+            for d in dtypes
+        ]
+        if any(numeric_nullable):
+            return np.asarray(y.astype("float64"), dtype=np.float64)
+    return np.asarray(y)
+
+
 def check_regression_targets(y, X, estimator_name: str) -> np.ndarray:
     """Validate regression targets with missing labels.
 
@@ -32,7 +47,7 @@ def check_regression_targets(y, X, estimator_name: str) -> np.ndarray:
     if y is None:
         raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None.")
     names = _names_of(y)
-    y_arr = np.asarray(y)
+    y_arr = _nullable_as_float(y)
     if y_arr.dtype.kind == "c":
         raise ValueError("Complex data not supported: pass real-valued targets.")
     if y_arr.dtype.kind not in "biuf":

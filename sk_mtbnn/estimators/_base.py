@@ -37,6 +37,7 @@ from .._param_validation import validate_params
 from .._training.callbacks import build_callbacks
 from .._training.loader import TensorBatchLoader
 from .._validation import check_fitted
+from ._device import check_device
 from ._torch_utils import inference_copy, module_stamp, resolve_optimizer
 
 
@@ -142,6 +143,7 @@ class NetworkEstimatorMixin:
             The fitted estimator.
         """
         validate_params(self)
+        check_device(self.device)
         work = self._blank_copy()
         before = set(vars(work))
         work._fit(X, y)
