@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import math
 import numbers
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -202,6 +203,7 @@ class NetworkEstimatorMixin:
         self.net_.fit(*data.train)
         self.history_ = self.net_.history
         self.n_epochs_ = len(self.history_)
+        self._warn_if_interrupted(data.max_epochs)
         self._check_finite_module()
         self.net_.module_.backbone.apply_masks_to_weights()
         # The float64 copy every prediction uses, built once per training;
@@ -331,6 +333,27 @@ class NetworkEstimatorMixin:
         if "net_" in vars(self):
             # Version counters restart in a new process; the copy was in step.
             self._inference_stamp = _stamps(self.net_.module_)
+
+    def _warn_if_interrupted(self, max_epochs: int) -> None:
+        """Record (and warn) when Ctrl-C ended training early.
+
+        skorch ends training quietly on KeyboardInterrupt; early stopping
+        uses the same exception, so an interruption is an early end that
+        early stopping did not ask for. The fit then finishes on the weights
+        reached (the heads are still refined), and ``training_interrupted_``
+        says so.
+        """
+        stopper = dict(self.net_.callbacks_).get("early_stopping")
+        stopped = stopper is not None and stopper.misses_ >= stopper.patience
+        self.training_interrupted_ = self.n_epochs_ < max_epochs and not stopped
+        if self.training_interrupted_:
+            warnings.warn(
+                f"Training was interrupted after {self.n_epochs_} of {max_epochs} epochs; the "
+                "model is finalised on the weights reached (training_interrupted_=True). "
+                "Refit to train fully.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _check_finite_module(self) -> None:
         if not all(torch.isfinite(p).all() for p in self.net_.module_.parameters()):

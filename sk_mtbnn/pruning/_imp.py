@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from .._param_validation import validate_params
 from .._validation import check_choice, check_fraction, check_positive_int
 from ..aggregators import resolve_aggregator
 from ..aggregators.bayesagg import BayesAgg
-from ..estimators._base import seeded
+from ..estimators._base import layer_sizes, seeded
 from ..metrics import gaussian_nll
 
 SCOPES = ("layer", "global")
@@ -241,6 +242,22 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
         self : IterativeMagnitudePruning
             The fitted meta-estimator.
         """
+        # Fitted on a copy, adopted on success: an invalid refit or Ctrl-C
+        # (which ends the whole search) leaves a fitted model as it was.
+        work = copy.copy(self)
+        for name in getattr(self, "_fit_state_names", ()):
+            vars(work).pop(name, None)
+        before = set(vars(work))
+        work._fit(X, y, X_val, y_val)
+        for name in getattr(self, "_fit_state_names", ()):
+            vars(self).pop(name, None)
+        names = set(vars(work)) - before
+        for name in names:
+            setattr(self, name, getattr(work, name))
+        self._fit_state_names = tuple(sorted(names))
+        return self
+
+    def _fit(self, X, y, X_val, y_val) -> None:
         self._check_params()
         rng = check_random_state(self.random_state)
         base = clone(self.estimator)
@@ -270,6 +287,12 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
         self.n_tasks_ = base.n_tasks_
         y_sel = np.asarray(y_sel)
         y_sel = y_sel[:, None] if y_sel.ndim == 1 else y_sel
+        if y_sel.ndim != 2 or y_sel.shape[1] != self.n_tasks_:
+            raise ValueError(
+                f"y_val has {y_sel.shape[1] if y_sel.ndim == 2 else y_sel.shape} task column(s) "
+                f"but y has {self.n_tasks_}: pass validation targets with the same columns."
+            )
+        self._check_scoring(base)
         with seeded(data.seed):
             init_state = copy.deepcopy(base._build_module(data).state_dict())
         self.history_ = []
@@ -279,7 +302,6 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
         ]
         self.estimator_ = self._final_fit(base, X_final, y_final, init_state, selected)
         self._describe(selected)
-        return self
 
     def _check_params(self) -> None:
         ratio = self.prune_ratio
@@ -303,6 +325,17 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
                 f"scoring(estimator, X, y, task); got {self.scoring!r}."
             )
 
+    def _check_scoring(self, base) -> None:
+        regression, classification = {"nll", "r2"}, {"log_loss", "accuracy"}
+        wrong = classification if not is_classifier(base) else regression
+        if isinstance(self.scoring, str) and self.scoring in wrong:
+            kind = "classifier" if is_classifier(base) else "regressor"
+            allowed = sorted(regression if kind == "regressor" else classification)
+            raise ValueError(
+                f"scoring={self.scoring!r} does not apply to a {kind}; use 'default' or one of "
+                f"{allowed}."
+            )
+
     @staticmethod
     def _check_estimator(base) -> None:
         needed = ("_prepare", "_build_module", "_train")
@@ -312,7 +345,18 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
                 f"(SparseMultiTaskBNNRegressor, BayesAggMTLClassifier); got {type(base).__name__}."
             )
         validate_params(base)
-        aggregator = base.get_params().get("aggregator", "bayesagg")
+        params = base.get_params()
+        if params.get("n_estimators", 1) > 1:
+            raise ValueError(
+                "IterativeMagnitudePruning prunes one network: set n_estimators=1 on the "
+                "estimator (prune first, then ensemble the pruned model if needed)."
+            )
+        if not layer_sizes(params["hidden_layer_sizes"]):
+            raise ValueError(
+                "The estimator has no hidden layer (hidden_layer_sizes=()), so there is no "
+                "backbone weight to prune: give it at least one hidden layer."
+            )
+        aggregator = params.get("aggregator", "bayesagg")
         if not base._supports_task_masks or isinstance(resolve_aggregator(aggregator), BayesAgg):
             raise ValueError(
                 "BayesAgg trains one representation shared by all tasks, so tasks cannot have "
@@ -347,10 +391,10 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             module.load_state_dict(init_state)
             rewind_state = init_state
             if self.rewind == "warmup":
-                base._train(module, task_data, max_epochs=self.rewind_epoch)
+                _retrain(base, module, task_data, self.rewind_epoch)
                 rewind_state = copy.deepcopy(base.net_.module_.state_dict())
                 module = base.net_.module_
-            base._train(module, task_data, max_epochs=epochs)
+            _retrain(base, module, task_data, epochs)
         masks = _task_masks(base.net_.module_, t)
         self._record(t, 0, masks, self._score(base, X_sel, y_sel, t))
         candidates = []
@@ -362,7 +406,7 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
                 module.load_state_dict(rewind_state)
             _set_task_masks(module, t, masks)
             with seeded(task_data.seed + 1000 * r + t):
-                base._train(module, task_data, max_epochs=epochs)
+                _retrain(base, module, task_data, epochs)
             score = self._score(base, X_sel, y_sel, t)
             self._record(t, r, masks, score)
             candidates.append((score, r, masks))
@@ -425,11 +469,11 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             module = estimator._build_module(data)
             module.load_state_dict(init_state)
             if self.rewind == "warmup":
-                estimator._train(module, data, max_epochs=self.rewind_epoch)
+                _retrain(estimator, module, data, self.rewind_epoch)
                 module = estimator.net_.module_
             for t, masks in enumerate(selected):
                 _set_task_masks(module, t, masks)
-            estimator._train(module, data, max_epochs=self.retrain_epochs)
+            _retrain(estimator, module, data, self.retrain_epochs)
         return estimator
 
     def _describe(self, selected) -> None:
@@ -583,6 +627,15 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
 
 
 # ------------------------------------------------------------------ helpers
+def _retrain(estimator, module, data, max_epochs) -> None:
+    """Train ``module`` through the estimator's skeleton; Ctrl-C ends the whole fit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the interruption is re-raised
+        estimator._train(module, data, max_epochs=max_epochs)
+    if estimator.training_interrupted_:
+        raise KeyboardInterrupt
+
+
 def _as_rows(X):
     """Arrays and DataFrames as they are; anything else (lists) as an array."""
     if X is None or hasattr(X, "iloc") or isinstance(X, np.ndarray):

@@ -82,3 +82,32 @@ def test_classifier_bayesagg_needs_a_hidden_layer(data):
     X, y = data
     with pytest.raises(ValueError, match="at least one layer"):
         BayesAggMTLClassifier(**{**FAST, "hidden_layer_sizes": ()}).fit(X, y > 0)
+
+
+def test_ctrl_c_during_training_warns_and_leaves_a_refined_consistent_model(data, monkeypatch):
+    from skorch.callbacks import Callback
+
+    from sk_mtbnn.estimators import _base
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt  # what Ctrl-C raises; skorch ends training
+
+    original = _base.build_callbacks
+    monkeypatch.setattr(
+        _base, "build_callbacks", lambda **kw: [*original(**kw), ("ctrl_c", CtrlC())]
+    )
+    X, y = data
+    with pytest.warns(UserWarning, match="interrupted after 2 of 30 epochs"):
+        est = SparseMultiTaskBNNRegressor(**{**FAST, "max_epochs": 30}).fit(X, y)
+    assert est.training_interrupted_ and est.n_epochs_ == 2
+    # The heads were still conditioned in closed form on the weights reached.
+    assert np.isfinite(est.elbo_) and np.all(est.noise_std_ < 1.0)
+
+
+def test_early_stopping_is_not_an_interruption(data):
+    X, y = data
+    est = SparseMultiTaskBNNRegressor(**{**FAST, "max_epochs": 2000, "n_iter_no_change": 1})
+    est.fit(X, y)
+    assert est.n_epochs_ < 2000 and not est.training_interrupted_

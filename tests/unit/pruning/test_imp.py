@@ -258,3 +258,53 @@ def test_plots(data):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.mark.parametrize(
+    ("params", "fit_kw", "match"),
+    [
+        ({"estimator": base(hidden_layer_sizes=())}, {}, "no hidden layer"),
+        ({"estimator": base(n_estimators=2)}, {}, "prunes one network"),
+        ({"scoring": "accuracy"}, {}, "does not apply to a regressor"),
+        ({}, {"y_val_columns": 1}, "y_val has 1 task column"),
+    ],
+)
+def test_more_errors_name_what_to_change(data, params, fit_kw, match):
+    X, y = data
+    kw = {}
+    if fit_kw:
+        kw = {"X_val": X[:20], "y_val": y[:20, : fit_kw["y_val_columns"]]}
+    with pytest.raises(ValueError, match=match):
+        imp(**params).fit(X, y, **kw)
+
+
+def test_a_failed_refit_leaves_the_pruned_model_as_it_was(data):
+    X, y = data
+    model = imp().fit(X, y)
+    before = model.predict(X[:5])
+    model.set_params(prune_ratio=2.0)
+    with pytest.raises(ValueError):
+        model.fit(X, y)
+    np.testing.assert_array_equal(model.predict(X[:5]), before)
+
+
+def test_ctrl_c_during_training_ends_the_whole_pruning_fit(data, monkeypatch):
+    X, y = data
+    from sk_mtbnn.estimators import _base
+
+    calls = {"n": 0}
+    original = _base.NetworkEstimatorMixin._warn_if_interrupted
+
+    def interrupted_on_second_training(self, max_epochs):
+        original(self, max_epochs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            self.training_interrupted_ = True
+
+    monkeypatch.setattr(
+        _base.NetworkEstimatorMixin, "_warn_if_interrupted", interrupted_on_second_training
+    )
+    model = imp()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y)
+    assert not hasattr(model, "estimator_")
