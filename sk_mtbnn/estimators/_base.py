@@ -209,9 +209,9 @@ class NetworkEstimatorMixin:
         # The float64 copy every prediction uses, built once per training;
         # ``_finalise`` may refine it (and writes refined heads back to net_).
         self._inference_module = inference_copy(self.net_.module_, self.device)
+        self._sync_inference_stamp()
         self._finalise(data)
-        module = self.net_.module_
-        self._inference_stamp = _stamps(module)
+        self._sync_inference_stamp()
         weights = getattr(self.net_.aggregator, "task_weights_", None)
         if weights is not None:
             self.task_weights_ = np.array(weights).reshape(-1, self.n_tasks_)
@@ -308,6 +308,10 @@ class NetworkEstimatorMixin:
             **optimizer_kwargs,
             **kwargs,
         )
+
+    def _sync_inference_stamp(self) -> None:
+        """Mark the inference copy as in step with ``net_.module_`` (after writing both)."""
+        self._inference_stamp = _stamps(self.net_.module_)
 
     def _inference(self):
         """The float64 inference copy of ``net_.module_``, rebuilt only if it was modified."""

@@ -59,6 +59,8 @@ class MultiTaskRegressorBase(
     def _finalise(self, data: TrainingData) -> None:
         if self._refines_head():
             self._refine_head(data)
+            self._sync_inference_stamp()
+        self._set_epistemic_reference(data.X * self._x_scale + self._x_mean)
         head = self._inference_module.head
         with torch.no_grad():
             self.noise_std_ = np.sqrt(head.noise_var().cpu().numpy()) * self._y_scale
@@ -145,13 +147,43 @@ class MultiTaskRegressorBase(
         draws = draws * self._y_scale[:, None] + self._y_mean[:, None]
         return np.transpose(draws, (2, 1, 0))
 
+    def _set_epistemic_reference(self, X) -> None:
+        """The median epistemic std per task on the training inputs (for ``ood_score``)."""
+        epistemic = self._moments(X)[1]
+        self._epistemic_reference = np.maximum(np.median(np.sqrt(epistemic), axis=0), 1e-300)
+
+    def ood_score(self, X):
+        """Out-of-distribution score of each row: how unfamiliar the model finds it.
+
+        The epistemic standard deviation of each task divided by its median
+        over the training inputs, averaged over tasks: about 1 on the
+        training data, large far from it (with ``n_estimators > 1`` the
+        members' disagreement counts too). A monotone score, for ranking or
+        thresholding (e.g. flag rows above 3).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query points.
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,)
+            The score per row (dimensionless, >= 0).
+        """
+        X = self._validate_X_predict(X)
+        epistemic = self._moments(X)[1]
+        self._check_finite(epistemic)
+        return np.mean(np.sqrt(epistemic) / self._epistemic_reference, axis=1)
+
     def _ensemble_member(self, seed: int):
         return clone(self).set_params(n_estimators=1, n_jobs=None, random_state=seed)
 
     def _adopt_members(self, X, members) -> None:
-        validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
+        X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
         self.n_tasks_ = members[0].n_tasks_
         self.noise_std_ = np.sqrt(np.mean([m.noise_std_**2 for m in members], axis=0))
+        self._set_epistemic_reference(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
