@@ -12,10 +12,14 @@ batch, and a GP's recipe applies to the network:
    a Gaussian head this is the ELBO at its optimal ``q``), starting from the
    random features. The evidence of trained features is optimistic -- they
    were fitted to the rows it scores -- so the training is judged on held-out
-   rows by the conditional evidence ``log p(y_valid | y_train)``
-   (:func:`~sk_mtbnn.nn.evidence.log_conditional_evidence`): training stops
-   when it has not improved for ``patience`` checks and the best checkpoint
-   is kept; the random features (step 0) win unless training beats them;
+   rows, by their log predictive densities given the training rows: training
+   stops when they have not improved for ``patience`` checks, and the best
+   checkpoint replaces the random features (step 0) only if it beats them by
+   two standard errors (a paired test over the held-out labels). The head
+   prior and noise of trained features maximise the conditional evidence
+   ``log p(y_valid | y_train)``
+   (:func:`~sk_mtbnn.nn.evidence.maximise_conditional_evidence`; Lotfi et
+   al., ICML 2022);
 3. the head is conditioned on every labelled row with the chosen prior and
    noise (and a known per-row noise ``alpha``).
 """
@@ -23,16 +27,16 @@ batch, and a GP's recipe applies to the network:
 from __future__ import annotations
 
 import copy
+import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn.blr import linear_stats, posterior, row_precisions
+from ..nn.blr import linear_stats, posterior, row_precisions, with_bias
 from ..nn.evidence import (
     Evidence,
-    log_conditional_evidence,
     log_marginal_likelihood,
     maximise_conditional_evidence,
     maximise_evidence,
@@ -68,12 +72,18 @@ class SmallDataFit(NamedTuple):
 
 
 class TrainingOutcome(NamedTuple):
-    """Result of :func:`train_features`: the kept step and the held-out scores."""
+    """Result of :func:`train_features`.
+
+    ``n_steps`` is the kept step (0: the random features are kept),
+    ``start_score`` and ``best_score`` the summed held-out log predictive
+    densities at the start and at the best check, and ``evidence`` the head
+    hyper-parameters for the kept features (None when none were kept).
+    """
 
     n_steps: int
     start_score: float
     best_score: float
-    evidence: Evidence
+    evidence: Evidence | None
 
 
 def condition_head(
@@ -151,19 +161,43 @@ class _Adam:
             p.grad = None
 
 
-def _heldout_score(work, x, y, train_rows, valid_rows, alpha: float) -> float:
-    """``log p(y_valid | y_train)`` summed over tasks, at the training evidence's optimum.
+def _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float) -> Tensor:
+    """Log predictive densities of the held-out labels, one per labelled cell.
 
-    The prior and noise come from the training rows only, so the score is an
-    honest held-out likelihood (choosing them on the held-out rows too would
-    favour whichever features are checked most often).
+    Under the posterior given the training rows, with the prior and noise
+    that maximise the training rows' evidence: an honest held-out score
+    (choosing them on the held-out rows too would favour whichever features
+    are checked most often). The cells come in a fixed order (task-major),
+    so the densities of two networks can be compared pairwise.
     """
     with torch.no_grad():
         phi = work(x)
-    train = linear_stats(phi[:, train_rows], y[train_rows])
-    valid = linear_stats(phi[:, valid_rows], y[valid_rows])
-    fit = maximise_evidence(train, alpha=alpha)
-    return float(log_conditional_evidence(train, valid, fit.prior_var, fit.noise_var + alpha).sum())
+        train = linear_stats(phi[:, train_rows], y[train_rows])
+        fit = maximise_evidence(train, alpha=alpha)
+        noise = fit.noise_var + alpha
+        n_tasks, dim = train.moment.shape
+        prior_precision = torch.eye(dim, dtype=phi.dtype) / fit.prior_var[:, None, None]
+        mean, precision = posterior(
+            train, noise, train.moment.new_zeros(n_tasks, dim), prior_precision
+        )
+        cov = torch.cholesky_inverse(torch.linalg.cholesky(precision))
+        p = with_bias(phi[:, valid_rows])
+        pred_mean = torch.einsum("tbd,td->tb", p, mean)
+        pred_var = torch.einsum("tbd,tde,tbe->tb", p, cov, p) + noise[:, None]
+        target = y[valid_rows].T
+        labelled = ~torch.isnan(target)
+        log_density = -0.5 * (
+            math.log(2 * math.pi) + torch.log(pred_var) + (target - pred_mean) ** 2 / pred_var
+        )
+    return log_density[labelled]
+
+
+def _significantly_better(new: Tensor, old: Tensor) -> bool:
+    """A one-sided paired z-test at 2 standard errors on per-cell log densities."""
+    diff = new - old
+    if len(diff) < 2:
+        return False
+    return bool(diff.mean() > 2.0 * diff.std() / math.sqrt(len(diff)))
 
 
 def _heldout_hyperparameters(work, x, y, train_rows, valid_rows, alpha: float) -> Evidence:
@@ -184,8 +218,8 @@ def train_features(
     validation_fraction: float = 0.2,
     max_steps: int = 300,
     check_every: int = 10,
-    patience: int = 5,
-    learning_rate: float = 3e-3,
+    patience: int = 3,
+    learning_rate: float = 1e-2,
     generator: torch.Generator | None = None,
 ) -> TrainingOutcome:
     """Train the backbone full-batch on the evidence, kept only where held-out rows agree.
@@ -207,9 +241,9 @@ def train_features(
         Most Adam steps on the full batch of training rows.
     check_every : int, default=10
         Steps between held-out checks.
-    patience : int, default=5
+    patience : int, default=3
         Checks without improvement before stopping.
-    learning_rate : float, default=3e-3
+    learning_rate : float, default=1e-2
         Adam's step size.
     generator : torch.Generator, default=None
         Draws the held-out rows.
@@ -217,16 +251,18 @@ def train_features(
     Returns
     -------
     outcome : TrainingOutcome
-        The kept step (0 when training never beat the start), the held-out
-        conditional evidence at the start and at the kept step (summed over
-        tasks) and the head hyper-parameters that maximise it there.
+        The kept step and the held-out scores. The best checkpoint is kept
+        only if its held-out log predictive densities beat the start's by
+        two standard errors of their paired differences; its head prior and
+        noise are then those that maximise the conditional evidence of the
+        held-out rows.
     """
     generator = generator or torch.Generator().manual_seed(0)
     train_rows, valid_rows = _split(len(X), validation_fraction, generator)
     work = float64_copy(module)
     x, y = X.to(torch.float64), Y.to(torch.float64)
     x_train, y_train = x[train_rows], y[train_rows]
-    start = _heldout_score(work, x, y, train_rows, valid_rows, alpha)
+    start = _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha)
     best = (start, 0, copy.deepcopy(work.state_dict()))
     with torch.no_grad():
         fit = head_evidence_of_features(work(x_train), y_train, alpha)
@@ -243,21 +279,23 @@ def train_features(
         optimiser.step()
         if step % check_every:
             continue
-        score = _heldout_score(work, x, y, train_rows, valid_rows, alpha)
-        if score > best[0]:
+        score = _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha)
+        if score.sum() > best[0].sum():
             best, stale = (score, step, copy.deepcopy(work.state_dict())), 0
         else:
             stale += 1
             if stale >= patience:
                 break
     score, step, state = best
+    outcome = TrainingOutcome(0, float(start.sum()), float(score.sum()), None)
+    if not (step and _significantly_better(score, start)):
+        return outcome  # the module keeps its random features
     work.load_state_dict(state)
+    with torch.no_grad():
+        for name, value in module.state_dict().items():
+            value.copy_(state[name].to(value.dtype))
     evidence = _heldout_hyperparameters(work, x, y, train_rows, valid_rows, alpha)
-    if step:
-        with torch.no_grad():
-            for name, value in module.state_dict().items():
-                value.copy_(state[name].to(value.dtype))
-    return TrainingOutcome(step, start, score, evidence)
+    return outcome._replace(n_steps=step, evidence=evidence)
 
 
 def fit_small_data(
