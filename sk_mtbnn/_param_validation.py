@@ -36,6 +36,7 @@ __all__ = [
     "StrOptions",
     "positive_float",
     "positive_int",
+    "validate_parameter_constraints",
     "validate_params",
 ]
 

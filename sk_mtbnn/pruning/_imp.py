@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import warnings
 
@@ -272,6 +273,14 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             raise ValueError("Pass both X_val and y_val, or neither.")
         X, X_val = _as_rows(X), _as_rows(X_val)
         if X_val is None:
+            n_rows = len(X)
+            if n_rows - math.ceil(self.validation_fraction * n_rows) < 2:
+                raise ValueError(
+                    f"IterativeMagnitudePruning holds out validation_fraction="
+                    f"{self.validation_fraction} of the {n_rows} rows to choose the pruning "
+                    "rounds, which leaves fewer than 2 to train on: pass more rows, or X_val "
+                    "and y_val."
+                )
             X_fit, X_sel, y_fit, y_sel = train_test_split(
                 X,
                 y,
@@ -385,6 +394,12 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
     def _search_task(self, base, data, init_state, t, X_sel, y_sel):
         """Rounds of prune / rewind / retrain for task ``t``; returns its masks."""
         task_data = self._task_data(data, t)
+        if len(task_data.train[0]) == 0:
+            raise ValueError(
+                f"Task {t} has no label among the training rows left after the estimator's "
+                "own validation split: give the estimator validation_fraction=None, or pass "
+                "more labelled rows for that task."
+            )
         epochs = self.retrain_epochs
         with seeded(task_data.seed + t):
             module = base._build_module(task_data)
@@ -440,8 +455,12 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
         if is_classifier(base):
             from ..estimators.bayesagg import _missing_mask
 
-            rows = ~_missing_mask(y_sel, base.missing_label)
             classes = base._classes[t]
+            # Rows of a class the network never saw in training cannot be scored
+            # by its probabilities; they are left out of the selection score.
+            rows = ~_missing_mask(y_sel, base.missing_label)
+            rows[rows] = np.isin(y_sel[rows], classes)
+            _check_selection_rows(rows, t)
             if scoring == "accuracy":
                 pred = np.asarray(base.predict(_take(X_sel, rows))).reshape(rows.sum(), -1)[:, t]
                 return float(np.mean(pred == y_sel[rows]))
@@ -449,6 +468,7 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             return -float(log_loss(y_sel[rows], proba, labels=classes))
         y_t = np.asarray(y_sel, dtype=float)
         rows = ~np.isnan(y_t)
+        _check_selection_rows(rows, t)
         mean, std = base.predict(_take(X_sel, rows), return_std=True)
         mean, std = mean.reshape(rows.sum(), -1)[:, t], std.reshape(rows.sum(), -1)[:, t]
         if scoring == "r2":
@@ -627,6 +647,15 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
 
 
 # ------------------------------------------------------------------ helpers
+def _check_selection_rows(rows: np.ndarray, t: int) -> None:
+    if not rows.any():
+        raise ValueError(
+            f"Task {t} has no usable label among the validation rows that choose the pruning "
+            "rounds: raise validation_fraction, or pass X_val and y_val with labels for every "
+            "task."
+        )
+
+
 def _retrain(estimator, module, data, max_epochs) -> None:
     """Train ``module`` through the estimator's skeleton; Ctrl-C ends the whole fit."""
     with warnings.catch_warnings():

@@ -308,3 +308,24 @@ def test_ctrl_c_during_training_ends_the_whole_pruning_fit(data, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         model.fit(X, y)
     assert not hasattr(model, "estimator_")
+
+
+def test_tiny_and_sparse_data_give_errors_that_say_what_to_change():
+    X = np.array([[-0.5], [-0.9], [-0.66], [0.75]])
+    Y = np.array([[-0.98, -0.94], [-0.42, -0.52], [np.nan, np.nan], [np.nan, 0.7]])
+    model = IterativeMagnitudePruning(
+        SparseMultiTaskBNNRegressor(hidden_layer_sizes=(8,), max_epochs=5),
+        n_rounds=1,
+        random_state=0,
+    )
+    # Four rows, two tasks, half the labels missing: either a fit with finite
+    # predictions or an error that names the task and the remedy.
+    for seed in range(6):
+        try:
+            model.set_params(random_state=seed).fit(X, Y)
+        except ValueError as error:
+            assert "no label among the" in str(error) or "no usable label" in str(error)
+        else:
+            assert np.isfinite(model.predict(X, return_std=True)[1]).all()
+    with pytest.raises(ValueError, match="leaves fewer than 2 to train on"):
+        model.fit(X[:1], Y[:1])
