@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn.blr import linear_stats, posterior, row_precisions, with_bias
+from ..nn.blr import isotropic_prior, linear_stats, posterior, row_precisions, with_bias
 from ..nn.evidence import (
     Evidence,
     log_marginal_likelihood,
@@ -105,17 +105,9 @@ def condition_head(
         raise ValueError("The evidence regime needs a Gaussian head (head='gaussian').")
     phi, Y = phi.to(torch.float64), Y.to(torch.float64)
     prior_var, noise_var = prior_var.to(torch.float64), noise_var.to(torch.float64)
-    weights = row_precisions(noise_var, alpha, len(Y))
-    stats = linear_stats(phi, Y, weights)
-    n_tasks, dim = stats.moment.shape
-    eye = torch.eye(dim, dtype=torch.float64)
-    prior_precision = eye / prior_var[:, None, None]
-    mean, precision = posterior(
-        stats,
-        torch.ones(n_tasks, dtype=torch.float64),
-        stats.moment.new_zeros(n_tasks, dim),
-        prior_precision,
-    )
+    # Per-row precisions folded into the statistics: then a unit noise.
+    stats = linear_stats(phi, Y, row_precisions(noise_var, alpha, len(Y)))
+    mean, precision = _posterior(stats, prior_var, torch.ones_like(noise_var))
     # Through a float64 copy: the precision of a near-noiseless fit is too
     # ill-conditioned for a float32 Cholesky factorisation.
     head64 = copy.deepcopy(head).to(torch.float64)
@@ -125,6 +117,12 @@ def condition_head(
         head64.covariance.set_from_precision(precision)
         for target, source in zip(head.parameters(), head64.parameters()):
             target.copy_(source.to(target.dtype))
+
+
+def _posterior(stats, prior_var: Tensor, noise_var: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact posterior of every task's head under the prior ``N(0, prior_var_t I)``."""
+    n_tasks, dim = stats.moment.shape
+    return posterior(stats, noise_var, *isotropic_prior(n_tasks, dim, prior_var, stats.moment))
 
 
 def _split(n_rows: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -175,11 +173,7 @@ def _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float) -> 
         train = linear_stats(phi[:, train_rows], y[train_rows])
         fit = maximise_evidence(train, alpha=alpha)
         noise = fit.noise_var + alpha
-        n_tasks, dim = train.moment.shape
-        prior_precision = torch.eye(dim, dtype=phi.dtype) / fit.prior_var[:, None, None]
-        mean, precision = posterior(
-            train, noise, train.moment.new_zeros(n_tasks, dim), prior_precision
-        )
+        mean, precision = _posterior(train, fit.prior_var, noise)
         cov = torch.cholesky_inverse(torch.linalg.cholesky(precision))
         p = with_bias(phi[:, valid_rows])
         pred_mean = torch.einsum("tbd,td->tb", p, mean)

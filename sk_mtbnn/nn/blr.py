@@ -107,10 +107,17 @@ def residual_variance(stats: LinearStats, mean: Tensor) -> Tensor:
     return rss / stats.count.clamp_min(1)
 
 
-def isotropic_prior(n_tasks: int, dim: int, prior_var: float, like: Tensor):
-    """Zero mean and precision ``I / prior_var`` for ``n_tasks`` heads of ``dim`` weights."""
+def isotropic_prior(n_tasks: int, dim: int, prior_var: float | Tensor, like: Tensor):
+    """Zero mean and precision ``I / prior_var`` for ``n_tasks`` heads of ``dim`` weights.
+
+    ``prior_var`` is one variance for every task or a tensor ``(T,)`` of one per task.
+    """
     eye = torch.eye(dim, dtype=like.dtype, device=like.device)
-    return like.new_zeros(n_tasks, dim), (eye / prior_var).expand(n_tasks, dim, dim)
+    if isinstance(prior_var, Tensor) and prior_var.ndim:
+        precision = eye / prior_var.to(like)[:, None, None]
+    else:
+        precision = (eye / float(prior_var)).expand(n_tasks, dim, dim)
+    return like.new_zeros(n_tasks, dim), precision
 
 
 def heldout_noise_var(
