@@ -1,5 +1,6 @@
 """sk_mtbnn.distributed on dask's in-process schedulers: results, graph shape, errors."""
 
+import os
 import pickle
 import sys
 import warnings
@@ -165,4 +166,19 @@ def test_missing_ray_names_the_extra(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r'pip install "sk_mtbnn\[ray\]"'):
+        ray_dask_scheduler()
+
+
+def test_ray_scheduler_prevents_and_reports_rays_print_patch(monkeypatch):
+    pytest.importorskip("ray.util.dask")
+    import builtins
+
+    from sk_mtbnn.distributed import ray_dask_scheduler
+
+    monkeypatch.setenv("RAY_TQDM_PATCH_PRINT", "unset")  # restored after the test
+    monkeypatch.delenv("RAY_TQDM_PATCH_PRINT")
+    assert callable(ray_dask_scheduler())
+    assert os.environ["RAY_TQDM_PATCH_PRINT"] == "0"
+    monkeypatch.setattr(builtins, "print", lambda *args, **kwargs: None)  # as tqdm_ray does
+    with pytest.warns(UserWarning, match="RAY_TQDM_PATCH_PRINT=0 before ray.init"):
         ray_dask_scheduler()
