@@ -5,6 +5,7 @@ from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .heads import GaussianVBLLHead, Predictive, StudentTVBLLHead, mixture_moments
 from .heteroscedastic import HeteroscedasticVBLLHead
 from .network import MultiTaskNetwork
+from .random_features import RandomFourierFeatures
 
 __all__ = [
     "DenseCovariance",
@@ -15,6 +16,7 @@ __all__ = [
     "MaskedMLP",
     "MultiTaskNetwork",
     "Predictive",
+    "RandomFourierFeatures",
     "StudentTVBLLHead",
     "TaskBranches",
     "TaskwiseLinear",

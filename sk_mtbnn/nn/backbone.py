@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .random_features import RandomFourierFeatures
 from .spectral import (
     INITIAL_POWER_ITERATIONS,
     power_iteration,
@@ -75,12 +76,19 @@ class MaskedMLP(nn.Module):
         ``W <- W / max(1, sigma_max(W) / c)`` of every masked weight matrix;
         None: off.
     dropout : float, default=0.0
-        Rate of the dropout applied to every layer's activation (on the
-        residual branch ``f(h)`` when ``residual``). Active in training mode
-        and inside :meth:`stochastic`.
+        Rate of the dropout applied to the activation of every layer but the
+        last (on the residual branch ``f(h)`` when ``residual``). Active in
+        training mode and inside :meth:`stochastic`. Needs two layers or more.
     n_power_iterations : int, default=1
         Power iterations per training-mode forward pass that refine the
         estimates of ``sigma_max`` (eval mode uses them without refining).
+    random_features : int or None, default=None
+        Number ``M`` of fixed random Fourier features
+        (:class:`~sk_mtbnn.nn.random_features.RandomFourierFeatures`) that
+        replace the output: the heads then act as RBF-kernel GPs on it.
+        None: off.
+    length_scale : float, default=1.0
+        Length scale of that RBF kernel, in the units of the last layer.
 
     Notes
     -----
@@ -108,6 +116,11 @@ class MaskedMLP(nn.Module):
     approaches it from below. With dropout the map of one stochastic pass
     has the upper bound ``(1 + a c / (1 - p))^K``.
 
+    Dropout never acts on the backbone's output: that feeds the Bayesian
+    heads, whose posterior already carries the last layer's uncertainty, and
+    measured on a 1-D problem dropout there made the network under-fit
+    (``benchmarks/distance_awareness.py``).
+
     Examples
     --------
     >>> import torch
@@ -127,6 +140,8 @@ class MaskedMLP(nn.Module):
         spectral_norm: float | None = None,
         dropout: float = 0.0,
         n_power_iterations: int = 1,
+        random_features: int | None = None,
+        length_scale: float = 1.0,
     ) -> None:
         super().__init__()
         hidden = list(hidden_layer_sizes)
@@ -149,7 +164,12 @@ class MaskedMLP(nn.Module):
             self.register_buffer(f"bias_mask_{i}", torch.ones(n_tasks, out_f))
             if self.spectral_norm is not None:
                 self.register_buffer(f"spectral_u_{i}", random_unit_vectors(n_tasks, out_f))
-        self.out_features = sizes[-1]
+        self.random_features = (
+            None
+            if random_features is None
+            else RandomFourierFeatures(sizes[-1], random_features, length_scale)
+        )
+        self.out_features = sizes[-1] if random_features is None else random_features
         self._dense_key: tuple | None = None
         self._dense = True
         self._stochastic = False
@@ -269,9 +289,14 @@ class MaskedMLP(nn.Module):
     def _input(self, x: Tensor) -> Tensor:
         return F.linear(x, self.input_projection) if self.residual else x
 
-    def _step(self, h: Tensor, pre_activation: Tensor) -> Tensor:
-        z = self._dropout(self.activation(pre_activation))
+    def _step(self, i: int, h: Tensor, pre_activation: Tensor) -> Tensor:
+        z = self.activation(pre_activation)
+        if i < len(self.layers) - 1:
+            z = self._dropout(z)
         return h + z if self.residual else z
+
+    def _output(self, h: Tensor) -> Tensor:
+        return h if self.random_features is None else self.random_features(h)
 
     def shared_forward(self, x: Tensor) -> Tensor:
         """The one shared output ``(B, H)``; only defined while every mask is ones."""
@@ -280,8 +305,8 @@ class MaskedMLP(nn.Module):
         h = self._input(x)
         for i, layer in enumerate(self.layers):
             weight = self._normalised(i, layer.weight.unsqueeze(0), self.training)[0]
-            h = self._step(h, F.linear(h, weight, layer.bias))
-        return h
+            h = self._step(i, h, F.linear(h, weight, layer.bias))
+        return self._output(h)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.is_dense():
@@ -292,8 +317,8 @@ class MaskedMLP(nn.Module):
         for i, (layer, (w_mask, b_mask)) in enumerate(zip(self.layers, self.masks())):
             weight = self._normalised(i, w_mask * layer.weight, self.training)  # (T, out, in)
             bias = b_mask * layer.bias  # (T, out)
-            h = self._step(h, torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)))
-        return h
+            h = self._step(i, h, torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)))
+        return self._output(h)
 
 
 def _check_options(
@@ -314,6 +339,11 @@ def _check_options(
         raise ValueError(f"spectral_norm must be None or a positive number, got {spectral_norm!r}.")
     if not (isinstance(dropout, int | float) and 0.0 <= dropout < 1.0):
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}.")
+    if dropout and len(hidden) < 2:
+        raise ValueError(
+            "dropout acts on every backbone layer but the last (whose output feeds the "
+            f"heads), so it needs two hidden layers or more, got {tuple(hidden)}."
+        )
     if not (isinstance(n_power_iterations, int) and n_power_iterations >= 1):
         raise ValueError(
             f"n_power_iterations must be a positive integer, got {n_power_iterations!r}."

@@ -45,7 +45,8 @@ class MultiTaskNetwork(nn.Module):
         Passed to the head (covariance, rank, prior_scale, ...).
     backbone_kwargs : dict
         Passed to :class:`~sk_mtbnn.nn.backbone.MaskedMLP` (``residual``,
-        ``spectral_norm``, ``dropout``, ``n_power_iterations``).
+        ``spectral_norm``, ``dropout``, ``n_power_iterations``,
+        ``random_features``, ``length_scale``).
 
     Examples
     --------

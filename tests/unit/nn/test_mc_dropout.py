@@ -12,10 +12,10 @@ from sk_mtbnn.nn.heads import Predictive, mixture_moments
 from sk_mtbnn.nn.network import MultiTaskNetwork
 
 
-def dropout_net(p, seed=0, **kw):
+def dropout_net(p, seed=0, hidden=(5, 3), **kw):
     torch.manual_seed(seed)
     net = MultiTaskNetwork(
-        2, 2, hidden_layer_sizes=(5,), backbone_kwargs={"dropout": p, **kw}
+        2, 2, hidden_layer_sizes=hidden, backbone_kwargs={"dropout": p, **kw}
     ).double()
     return net.eval()
 
@@ -32,20 +32,22 @@ def test_mixture_moments_follow_the_law_of_total_variance():
 
 
 def test_moments_match_the_exact_expectation_over_all_dropout_masks():
-    # One hidden layer of 5 units: phi = silu(W x + b) * m / (1 - p) with m one
-    # of the 2^5 masks. Enumerating them gives the exact distribution of the
+    # Dropout on the first layer's 5 units (never on the output, the heads'
+    # input): phi = silu(W2 (silu(W1 x + b1) * m / (1 - p)) + b2) with m one of
+    # the 2^5 masks. Enumerating them gives the exact distribution of the
     # head's mean and epistemic variance over passes.
     p, n_passes = 0.3, 1500
     net = dropout_net(p, seed=1)
     x = torch.randn(7, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    layer, head = net.backbone.layers[0], net.head
+    (first, second), head = net.backbone.layers, net.head
     with torch.no_grad():
-        hidden = F.silu(F.linear(x, layer.weight, layer.bias))  # (B, 5)
+        hidden = F.silu(F.linear(x, first.weight, first.bias))  # (B, 5)
         cov = head.covariance.matrix()  # (T, D, D)
         means, quads, probs = [], [], []
         for bits in itertools.product([0.0, 1.0], repeat=5):
             m = torch.tensor(bits, dtype=torch.float64)
-            phi = with_bias(hidden * m / (1 - p))  # (B, D), shared by the tasks
+            out = F.silu(F.linear(hidden * m / (1 - p), second.weight, second.bias))
+            phi = with_bias(out)  # (B, D), shared by the tasks
             means.append(phi @ head.mean.T)  # (B, T)
             quads.append(torch.einsum("bd,tde,be->bt", phi, cov, phi))
             probs.append((1 - p) ** m.sum() * p ** (5 - m.sum()))
@@ -69,7 +71,7 @@ def test_moments_match_the_exact_expectation_over_all_dropout_masks():
     assert bool((var > 1e-3 * exact_quad.abs()).any())
 
 
-@pytest.mark.parametrize("kw", [{}, {"residual": True, "spectral_norm": 0.9}])
+@pytest.mark.parametrize("kw", [{}, {"residual": True, "spectral_norm": 0.9, "hidden": (4, 4)}])
 def test_zero_rate_reduces_to_the_deterministic_network(kw):
     net = dropout_net(0.0, **kw)
     x = torch.randn(6, 2, dtype=torch.float64)
@@ -81,7 +83,7 @@ def test_zero_rate_reduces_to_the_deterministic_network(kw):
 
 
 def test_seeded_passes_are_deterministic_and_independent_of_the_other_rows():
-    net = dropout_net(0.4, residual=True, spectral_norm=0.9)
+    net = dropout_net(0.4, residual=True, spectral_norm=0.9, hidden=(4, 4))
     x = torch.randn(6, 2, dtype=torch.float64)
     with torch.no_grad():
         a = net.predict_mc(x, 20, torch.Generator().manual_seed(5))
@@ -102,9 +104,9 @@ def test_pruned_pass_draws_the_same_dropout_masks_as_the_shared_pass():
     x = torch.randn(4, 2, dtype=torch.float64)
     with torch.no_grad():
         dense = net.predict_mc(x, 10, torch.Generator().manual_seed(1))
-        w, b = (m.clone() for m in net.backbone.masks()[0])
-        w[:, 0, 0] = 0.0  # masks a weight that is already zero
-        net.backbone.set_masks([(w, b)])
+        masks = [(w.clone(), b.clone()) for w, b in net.backbone.masks()]
+        masks[0][0][:, 0, 0] = 0.0  # masks a weight that is already zero
+        net.backbone.set_masks(masks)
         assert not net.backbone.is_dense()
         pruned = net.predict_mc(x, 10, torch.Generator().manual_seed(1))
     for u, v in zip(dense, pruned):
@@ -118,6 +120,11 @@ def test_dropout_is_active_in_training_and_off_in_eval():
         torch.testing.assert_close(net(x), net(x), rtol=0, atol=0)
         net.train()
         assert not torch.equal(net(x), net(x))
+
+
+def test_dropout_needs_a_layer_before_the_output():
+    with pytest.raises(ValueError, match="two hidden layers"):
+        MultiTaskNetwork(2, 1, hidden_layer_sizes=(8,), backbone_kwargs={"dropout": 0.1})
 
 
 def test_invalid_number_of_passes_raises():
