@@ -54,6 +54,12 @@ def fitted(request, fitted_models):
     return fitted_models[request.param]
 
 
+@pytest.fixture(scope="session")
+def training_data():
+    """120 rows, 3 features, 2 tasks."""
+    return _training_data(2)
+
+
 class SearchResult:
     """A fitted GridSearchCV, comparable with another one."""
 

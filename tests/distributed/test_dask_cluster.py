@@ -1,5 +1,6 @@
 """On a 2-process dask LocalCluster: the same predictions, queries and searches as locally."""
 
+import joblib
 import numpy as np
 import pytest
 
@@ -51,3 +52,23 @@ def test_query_on_the_cluster_equals_ranking_the_local_scores(client, fitted, po
 )
 def test_grid_search_through_the_dask_backend_equals_a_local_one(client, grid_search, reference):
     grid_search("dask").assert_same(grid_search(reference))
+
+
+def test_ensemble_members_through_the_dask_backend_equal_sequential_ones(
+    client, small_regressor, training_data
+):
+    X, y = training_data
+
+    def ensemble(backend):
+        reg = small_regressor().set_params(n_estimators=2, n_jobs=2)
+        with joblib.parallel_config(backend=backend):
+            return reg.fit(X, y)
+
+    with distributed.get_task_stream(client) as tasks:
+        on_dask = ensemble("dask")
+    assert len(tasks.data) >= 2  # the members were trained on the workers
+    sequential = ensemble("sequential")
+    # Each member is seeded and trained on one thread: bitwise reproducible.
+    got, expected = on_dask.predict(X, return_std=True), sequential.predict(X, return_std=True)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
