@@ -1,9 +1,18 @@
-"""The private skorch net that trains a multi-task VBLL network.
+"""The private skorch net of the multi-task estimators, and its two training steps.
 
 Customised only at skorch's documented override points: ``train_step_single``
-(the task losses go through a gradient aggregator instead of one
-``loss.backward()``) and ``get_loss`` (the validation loss is the predictive
-negative log-likelihood).
+and ``get_loss``. The step depends on the kind of aggregator:
+
+* a :class:`~sk_mtbnn.aggregators.GradientAggregator` receives the task losses
+  and writes the gradients of the parameters (:meth:`MultiTaskNet.parameter_step`);
+* a :class:`~sk_mtbnn.aggregators.RepresentationAggregator` (BayesAgg-MTL)
+  combines per-sample gradient moments on the shared representation, supplied
+  by the heads (:meth:`MultiTaskNet.representation_step`).
+
+:class:`MultiTaskNet` trains the VBLL network
+(:class:`~sk_mtbnn.nn.network.MultiTaskNetwork`); subclasses for other heads
+override its hooks ``shared_representation``, ``representation_losses`` and
+``gradient_moments``.
 """
 
 from __future__ import annotations
@@ -15,17 +24,19 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import Tensor, nn
 
-from ..aggregators.bayesagg import regression_gradient_moments
+from ..aggregators.base import GradientMoments, RepresentationAggregator
+from ..nn.blr import with_bias
 from ..nn.heads import masked_task_mean
 
 
 class TaskLosses(nn.Module):
-    """Per-task negative ELBO of a batch, ALGORITHMS.md §1.
+    """Per-task negative ELBO of a batch of a VBLL head.
 
     ``loss_t = mean over task t's labelled rows of -E_q[log p(y | phi)]
-    + reg_weight_t * (KL(q || p) - log p(noise))``. Rows where ``y`` is NaN are
-    unlabelled for that task. Returns the losses ``(T,)`` and the tasks with
-    at least one label in the batch.
+    + reg_weight_t * (KL(q || p) - log p(noise))``, the VBLL objective of
+    Harrison, Willes & Snoek (2024). Rows where ``y`` is NaN are unlabelled for
+    that task. Returns the losses ``(T,)`` and the tasks with at least one
+    label in the batch.
     """
 
     def __init__(self, reg_weight: Tensor) -> None:
@@ -38,30 +49,68 @@ class TaskLosses(nn.Module):
         data, present = masked_task_mean(nll, labelled)
         return data + self.reg_weight.to(data.dtype) * head.regularizer(), present
 
+    def validation_loss(self, head: nn.Module, phi: Tensor, y: Tensor) -> Tensor:
+        """Mean predictive NLL per task over labelled rows, summed over tasks."""
+        labelled = ~torch.isnan(y)
+        nll = head.predictive_nll(phi, torch.where(labelled, y, torch.zeros_like(y)))
+        per_task, present = masked_task_mean(nll, labelled)
+        return per_task[present].sum()
 
-def predictive_nll(head: nn.Module, phi: Tensor, y: Tensor) -> Tensor:
-    """Mean predictive NLL per task over labelled rows, summed over tasks."""
-    labelled = ~torch.isnan(y)
-    nll = head.predictive_nll(phi, torch.where(labelled, y, torch.zeros_like(y)))
-    per_task, present = masked_task_mean(nll, labelled)
-    return per_task[present].sum()
 
+def regression_gradient_moments(
+    h: Tensor, y: Tensor, mean: Tensor, cov: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Mean and variance of ``g = d (y - w^T [h, 1])^2 / dh`` under ``w ~ N(mean, cov)``.
 
-def reset_aggregator(net, y) -> None:
-    """Reset ``net.aggregator`` for training targets ``y`` (NaN where missing)."""
-    n_labelled = (~np.isnan(np.asarray(y, dtype=float))).sum(0)
-    net.aggregator.reset(n_labelled, torch.Generator().manual_seed(int(net.aggregator_seed)))
+    Closed form (Eq. 4 of Achituve et al., 2024, with the bias) with
+    ``A = cov + mean mean^T``: ``E[g] = 2 (A h - y mu)``, ``E[g g^T] = 4 (y^2 A
+    - 2 y E[(w^T h) w w^T] + E[(w^T h)^2 w w^T])``, of which only the diagonal
+    is formed: O(D) memory per sample and task.
+
+    Parameters
+    ----------
+    h : Tensor of shape (B, F)
+        Shared representation (without the bias input).
+    y : Tensor of shape (B, T)
+        Targets (any finite value where unlabelled; mask afterwards).
+    mean : Tensor of shape (T, F + 1)
+        Posterior means of the heads, bias last.
+    cov : Tensor of shape (T, F + 1, F + 1)
+        Posterior covariances.
+
+    Returns
+    -------
+    mu, var : Tensor of shape (B, T, F)
+        Per sample and task, the mean and variance of each gradient entry.
+    """
+    hb = with_bias(h)  # (B, D)
+    a = torch.einsum("tde,be->btd", cov, hb)  # Sigma h, (B, T, D)
+    s = hb @ mean.T  # mu^T h, (B, T)
+    q = (a * hb.unsqueeze(1)).sum(-1)  # h^T Sigma h, (B, T)
+    Ah = a + s.unsqueeze(-1) * mean  # (B, T, D)
+    diag_cov = torch.diagonal(cov, dim1=-2, dim2=-1)  # (T, D)
+    diag_A = diag_cov + mean.square()
+    centred = diag_cov - mean.square()  # diag(Sigma - mu mu^T)
+    yy = y.unsqueeze(-1)
+    e_g = 2.0 * (Ah - yy * mean)
+    third = 2.0 * mean * Ah + s.unsqueeze(-1) * centred  # diag E[(w^T h) w w^T]
+    fourth = 2.0 * Ah.square() + s.square().unsqueeze(-1) * centred + q.unsqueeze(-1) * diag_A
+    e_gg = 4.0 * (yy.square() * diag_A - 2.0 * yy * third + fourth)
+    var = e_gg - e_g.square()
+    return e_g[..., :-1], var[..., :-1]
 
 
 class MultiTaskNet(NeuralNet):
     """skorch ``NeuralNet`` whose train step combines task gradients.
 
+    The criterion is called as ``criterion_(head, outputs, y)`` and returns
+    the task losses ``(T,)`` and the tasks present in the batch; its
+    ``validation_loss(head, outputs, y)`` is the loss on held-out rows.
+
     Parameters
     ----------
-    aggregator : GradientAggregator
-        Decides the update of the shared (backbone) parameters. An aggregator
-        with ``space = "representation"`` (BayesAgg) combines per-sample
-        gradients with respect to the shared representation instead.
+    aggregator : GradientAggregator or RepresentationAggregator
+        Decides the update of the shared (backbone) parameters.
     aggregator_seed : int
         Seeds the aggregator's generator, reset at the start of training.
     **kwargs
@@ -76,73 +125,95 @@ class MultiTaskNet(NeuralNet):
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
         """Reset the aggregator with the labels per task of the training rows."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        reset_aggregator(self, y)
+        n_labelled = (~np.isnan(np.asarray(y, dtype=float))).sum(0)
+        generator = torch.Generator().manual_seed(int(self.aggregator_seed))
+        self.aggregator.reset(n_labelled, generator)
 
     def on_epoch_end(self, net, **kwargs) -> None:
-        """Tell an aggregator with per-epoch state (BayesAgg) that an epoch ended."""
+        """Tell the aggregator that an epoch ended."""
         super().on_epoch_end(net, **kwargs)
-        end_epoch = getattr(self.aggregator, "end_epoch", None)
-        if end_epoch is not None:
-            end_epoch()
+        self.aggregator.end_epoch()
 
     def shared_parameters(self) -> list[Tensor]:
         return list(self.module_.backbone.parameters())
 
     def task_parameters(self) -> list[Tensor]:
-        return list(self.module_.branches.parameters()) + list(self.module_.head.parameters())
+        """Every parameter outside the backbone (branches, heads)."""
+        return [
+            p for name, p in self.module_.named_parameters() if not name.startswith("backbone.")
+        ]
 
+    # ---------------------------------------------------------------- steps
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         x = to_tensor(Xi, device=self.device)
         y = to_tensor(yi, device=self.device)
-        if getattr(self.aggregator, "space", "parameters") == "representation":
+        if isinstance(self.aggregator, RepresentationAggregator):
             return self.representation_step(x, y)
-        phi = self.infer(x, **fit_params)
-        losses, present = self.criterion_(self.module_.head, phi, y)
+        return self.parameter_step(x, y, **fit_params)
+
+    def parameter_step(self, x: Tensor, y: Tensor, **fit_params) -> dict:
+        """The aggregator turns the batch's task losses into parameter gradients."""
+        outputs = self.infer(x, **fit_params)
+        losses, present = self.criterion_(self.module_.head, outputs, y)
         self.aggregator.backward(losses, present, self.shared_parameters(), self.task_parameters())
-        return {"loss": losses[present].sum().detach(), "y_pred": phi}
+        return {"loss": losses[present].sum().detach(), "y_pred": outputs}
 
     def representation_step(self, x: Tensor, y: Tensor) -> dict:
-        """BayesAgg on the VBLL heads (ALGORITHMS.md §4), heads on the shared output.
+        """BayesAgg-MTL's step on the shared representation ``h`` (Algorithm 1 of the paper).
 
-        The heads are trained by their own loss on the detached representation
-        ``h``; the backbone receives ``h.backward(g / B)`` with ``g`` the
-        precision-weighted combination of the per-sample gradients of each
-        task's data term ``(y - w^T h)^2 / (2 sigma_t^2)``, whose moments under
-        the head posterior ``q(w) = N(m, S)`` are exact. During the warm-up
-        epochs ``g`` is the gradient of the mean task loss.
+        The heads' own losses on the detached ``h`` train the heads (when they
+        have trainable parameters) and give ``dl/dh`` of their sum. The
+        backbone receives ``h.backward(g)``: during the warm-up ``g`` is the
+        gradient of the mean task loss; afterwards ``g`` is the aggregator's
+        combination of the heads' per-sample gradient moments, divided by the
+        batch size.
         """
-        module = self.module_
-        h = module.backbone.shared_forward(x[:, module.backbone_columns])
+        h = self.shared_representation(x)
         leaf = h.detach().requires_grad_()
-        phi = leaf.unsqueeze(0).expand(module.n_tasks, *leaf.shape)
-        losses, present = self.criterion_(module.head, phi, y)
+        losses, present, y_pred = self.representation_losses(leaf, y)
         if not bool(present.any()):
-            return {"loss": losses.sum().detach() * 0, "y_pred": phi}
+            return {"loss": losses.sum().detach() * 0, "y_pred": y_pred}
         losses[present].sum().backward()  # heads' own gradients; leaf.grad = sum_t dl_t/dh
-        agg = self.aggregator
-        if agg.warming_up:
-            g = leaf.grad / module.n_tasks
+        if self.aggregator.warming_up:
+            g = leaf.grad / len(losses)
         else:
-            head = module.head
-            labelled = ~torch.isnan(y)
             with torch.no_grad():
-                mu, var = regression_gradient_moments(
-                    leaf.detach(),
-                    torch.where(labelled, y, torch.zeros_like(y)),
-                    head.mean,
-                    head.covariance.matrix(),
-                )
-                scale = (0.5 / head.noise_var())[None, :, None]
-                g = agg.combine(mu * scale, var * scale**2, labelled, agg.s_regression)
-                g = g / len(x)
-        h.backward(gradient=g)
-        return {"loss": losses[present].sum().detach(), "y_pred": phi}
+                g = self.aggregator.combine(self.gradient_moments(leaf.detach(), y)) / len(x)
+        h.backward(gradient=g.to(h.dtype))
+        return {"loss": losses[present].sum().detach(), "y_pred": y_pred}
 
+    # ------------------------------------------------- representation hooks
+    def shared_representation(self, x: Tensor) -> Tensor:
+        """The last shared representation ``(B, H)`` of a batch, with its graph."""
+        module = self.module_
+        return module.backbone.shared_forward(x[:, module.backbone_columns])
+
+    def representation_losses(self, h: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The heads' task losses ``(T,)`` on ``h``, the tasks present, and the outputs."""
+        phi = h.unsqueeze(0).expand(self.module_.n_tasks, *h.shape)
+        losses, present = self.criterion_(self.module_.head, phi, y)
+        return losses, present, phi
+
+    def gradient_moments(self, h: Tensor, y: Tensor) -> GradientMoments:
+        """Closed-form moments of the VBLL data term's gradient under ``q(w) = N(m, S)``.
+
+        The data term ``(y - w^T h)^2 / (2 sigma_t^2)`` scales the squared-loss
+        gradient by ``1 / (2 sigma_t^2)``.
+        """
+        head = self.module_.head
+        labelled = ~torch.isnan(y)
+        mu, var = regression_gradient_moments(
+            h, torch.where(labelled, y, 0.0), head.mean, head.covariance.matrix()
+        )
+        scale = (0.5 / head.noise_var())[None, :, None]
+        return GradientMoments(mu * scale, var * scale.square(), labelled, "regression")
+
+    # ----------------------------------------------------------------- loss
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_tensor(y_true, device=self.device)
         if training:
             losses, present = self.criterion_(self.module_.head, y_pred, y_true)
             return losses[present].sum()
-        return predictive_nll(self.module_.head, y_pred, y_true)
+        return self.criterion_.validation_loss(self.module_.head, y_pred, y_true)

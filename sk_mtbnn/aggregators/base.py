@@ -1,27 +1,60 @@
-"""Common base of the gradient-combination rules (ALGORITHMS.md §3).
+"""Common bases of the task-combination rules.
 
-An aggregator turns the per-task losses of one batch into ``.grad`` values:
-task-specific parameters (branches, heads) always receive their own task's
-gradient; the rule decides what the shared parameters receive. Aggregators
-know nothing of skorch or of the estimators.
+Two protocols, one per place where the tasks meet:
+
+* :class:`GradientAggregator` -- in parameter space. The rule receives the
+  per-task losses of a batch and writes ``.grad`` of the shared parameters;
+  task-specific parameters (branches, heads) always receive their own task's
+  gradient. :class:`JacobianAggregator` is the rule that reduces the Jacobian
+  of the shared parameters to one vector.
+* :class:`RepresentationAggregator` -- in the space of the last shared
+  representation ``h``. Every head supplies, per sample, the mean and variance
+  of its task's gradient with respect to ``h`` (:class:`GradientMoments`);
+  the rule combines them into one gradient per sample, which the training
+  step back-propagates through the backbone (BayesAgg-MTL).
+
+Aggregators know nothing of skorch, heads or estimators.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 
-class GradientAggregator(ABC):
-    """Base class of all gradient-combination rules.
+class Aggregator:
+    """What every task-combination rule has: per-fit state and the epoch clock.
 
-    Subclasses implement :meth:`backward`. :meth:`reset` is called once at the
-    start of every fit with the number of labelled training points per task
-    and a seeded generator, so a rule may keep per-fit state.
+    :meth:`reset` is called once at the start of every fit with the number of
+    labelled training points per task and a seeded generator; :meth:`end_epoch`
+    after every epoch.
+    """
+
+    #: Whether the rule records ``task_weights_`` (per epoch, one weight per task).
+    records_task_weights: ClassVar[bool] = False
+
+    def reset(self, n_labelled: Sequence[int], generator: torch.Generator) -> None:
+        """Start a new fit: ``n_labelled[t]`` labelled points for task ``t``."""
+        self.n_labelled_ = np.asarray(n_labelled, dtype=float)
+        self.n_tasks_ = len(self.n_labelled_)
+        self.generator_ = generator
+
+    def end_epoch(self) -> None:
+        """Close an epoch (a no-op unless the rule keeps per-epoch state)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class GradientAggregator(Aggregator, ABC):
+    """Base class of the rules that combine task gradients in parameter space.
+
+    Subclasses implement :meth:`backward`.
 
     Examples
     --------
@@ -39,12 +72,6 @@ class GradientAggregator(ABC):
     >>> w.grad
     tensor([2., 0.])
     """
-
-    def reset(self, n_labelled: Sequence[int], generator: torch.Generator) -> None:
-        """Start a new fit: ``n_labelled[t]`` labelled points for task ``t``."""
-        self.n_labelled_ = np.asarray(n_labelled, dtype=float)
-        self.n_tasks_ = len(self.n_labelled_)
-        self.generator_ = generator
 
     @abstractmethod
     def backward(
@@ -67,9 +94,6 @@ class GradientAggregator(ABC):
             Parameters shared by all tasks, and parameters that belong to one
             task each (stacked over tasks).
         """
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 class JacobianAggregator(GradientAggregator):
@@ -130,6 +154,60 @@ class JacobianAggregator(GradientAggregator):
             offset += n
         for p, g in zip(task_params, task_grads):
             _accumulate(p, g)
+
+
+class GradientMoments(NamedTuple):
+    """Per-sample moments of each task's gradient with respect to ``h``.
+
+    ``mean`` and ``var`` have shape ``(B, T, H)`` (the diagonal of the
+    covariance); ``labelled`` ``(B, T)`` marks the samples where a task has a
+    label (its moments elsewhere are ignored); ``loss`` names the loss family,
+    ``"regression"`` or ``"classification"``, for rules that treat them
+    differently.
+    """
+
+    mean: Tensor
+    var: Tensor
+    labelled: Tensor
+    loss: str
+
+
+class RepresentationAggregator(Aggregator, ABC):
+    """Base class of the rules that combine task gradients on the shared representation.
+
+    The training step computes the shared representation ``h`` of a batch,
+    lets every head supply the :class:`GradientMoments` of its task's
+    per-sample gradient ``dl/dh``, and back-propagates ``combine(moments) / B``
+    through the backbone. During the warm-up (:attr:`warming_up`) the step
+    follows the plain gradient of the mean task loss instead.
+
+    Examples
+    --------
+    A rule that sums the mean gradients, ignoring their variance:
+
+    >>> import torch
+    >>> from sk_mtbnn.aggregators.base import GradientMoments, RepresentationAggregator
+    >>> class SumOfMeans(RepresentationAggregator):
+    ...     def combine(self, moments):
+    ...         return (moments.mean * moments.labelled.unsqueeze(-1)).sum(1)
+    >>> mean = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])  # one sample, two tasks
+    >>> labelled = torch.tensor([[True, True]])
+    >>> moments = GradientMoments(mean, torch.ones(1, 2, 2), labelled, "regression")
+    >>> SumOfMeans().combine(moments)
+    tensor([[1., 2.]])
+    """
+
+    @property
+    def warming_up(self) -> bool:
+        """True while the step should follow the plain gradient of the mean loss."""
+        return False
+
+    @abstractmethod
+    def combine(self, moments: GradientMoments) -> Tensor:
+        """The combined gradient ``(B, H)``, per sample.
+
+        A sample without any label receives zero.
+        """
 
 
 def _flat(grad: Tensor | None, param: Tensor) -> Tensor:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from .backbone import MaskedMLP
+from .classification_head import ClassificationHead
 
 
 class MultiTaskClassificationNetwork(nn.Module):
-    """Shared masked MLP with one linear head per classification task.
+    """Shared masked MLP with one linear classification head per task.
 
     A binary task has one logit (sigmoid); a task with ``C > 2`` classes has
-    ``C`` logits (softmax).
+    ``C`` logits (softmax). The heads (:class:`ClassificationHead`) carry
+    Gaussian weight posteriors.
 
     Parameters
     ----------
@@ -26,6 +27,15 @@ class MultiTaskClassificationNetwork(nn.Module):
         Widths of the shared backbone layers.
     activation : str
         Activation of the backbone.
+    prior_var : float, default=1.0
+        Prior variance of the head weights.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = MultiTaskClassificationNetwork(2, [2, 3], hidden_layer_sizes=(8,))
+    >>> [tuple(z.shape) for z in net(torch.randn(4, 2))]
+    [(4, 1), (4, 3)]
     """
 
     def __init__(
@@ -34,28 +44,26 @@ class MultiTaskClassificationNetwork(nn.Module):
         n_classes: Sequence[int],
         hidden_layer_sizes: Sequence[int] = (128, 128),
         activation: str = "silu",
+        prior_var: float = 1.0,
     ) -> None:
         super().__init__()
         self.n_tasks = len(n_classes)
-        self.n_classes = list(n_classes)
         self.backbone = MaskedMLP(n_features, hidden_layer_sizes, self.n_tasks, activation)
-        width = self.backbone.out_features
-        self.heads = nn.ModuleList(nn.Linear(width, 1 if c == 2 else c) for c in n_classes)
+        self.head = ClassificationHead(self.backbone.out_features, n_classes, prior_var)
 
-    def head_weights(self, t: int) -> Tensor:
-        """Weights of head ``t`` with the bias as last column, ``(C_t, H + 1)``."""
-        head = self.heads[t]
-        return torch.cat([head.weight, head.bias.unsqueeze(-1)], dim=1)
-
-    def logits_from_representation(self, h: Tensor) -> list[Tensor]:
-        """Per task, logits ``(B, C_t)`` from a shared ``(B, H)`` or a ``(T, B, H)`` ``h``."""
-        if h.dim() == 2:
-            return [head(h) for head in self.heads]
-        return [head(h[t]) for t, head in enumerate(self.heads)]
+    @property
+    def heads(self) -> nn.ModuleList:
+        """The per-task linear layers of :attr:`head`."""
+        return self.head.linears
 
     def representation(self, x: Tensor) -> Tensor:
-        """Backbone output per task, ``(T, B, H)``."""
+        """Backbone output per task, ``(T, B, H)`` (tasks differ once pruned)."""
         return self.backbone(x)
 
+    def shared_representation(self, x: Tensor) -> Tensor:
+        """The one backbone output ``(B, H)`` of an unpruned backbone."""
+        return self.backbone.shared_forward(x)
+
     def forward(self, x: Tensor) -> list[Tensor]:
-        return self.logits_from_representation(self.backbone(x))
+        """Per task, logits ``(B, C_t)``."""
+        return self.head(self.backbone(x))

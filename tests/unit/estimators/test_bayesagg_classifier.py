@@ -1,4 +1,4 @@
-"""BayesAggMTLRegressor and BayesAggMTLClassifier."""
+"""BayesAggMTLClassifier: labels, shapes, the Laplace predictive, aggregators and errors."""
 
 import math
 
@@ -6,22 +6,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import expit
-from sklearn.gaussian_process import GaussianProcessRegressor
 
-from sk_mtbnn import BayesAggMTLClassifier, BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
-from sk_mtbnn.aggregators import BayesAgg
+from sk_mtbnn import BayesAggMTLClassifier
 from sk_mtbnn.nn.blr import with_bias
-
-
-def reg(**kw):
-    params = {
-        "hidden_layer_sizes": (16,),
-        "max_epochs": 40,
-        "validation_fraction": None,
-        "random_state": 0,
-    }
-    params.update(kw)
-    return BayesAggMTLRegressor(**params)
 
 
 def clf(**kw):
@@ -47,92 +34,6 @@ def class_data():
     return X, y
 
 
-# ---------------------------------------------------------------- regressor
-@pytest.mark.parametrize("y_shape", [(40,), (40, 3)])
-def test_regressor_shapes_match_gaussian_process_regressor(y_shape):
-    rng = np.random.RandomState(0)
-    X, y = rng.uniform(size=(40, 2)), rng.standard_normal(y_shape)
-    gp = GaussianProcessRegressor(optimizer=None).fit(X, y)
-    ours = reg().fit(X, y)
-    for kwargs in ({}, {"return_std": True}, {"return_cov": True}):
-        a, b = gp.predict(X[:5], **kwargs), ours.predict(X[:5], **kwargs)
-        a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
-        assert [u.shape for u in a] == [v.shape for v in b]
-    assert ours.sample_y(X[:5], 3).shape == gp.sample_y(X[:5], 3).shape
-
-
-def test_regressor_heads_are_the_closed_form_posterior(multitask_data):
-    # Heads are never trained by gradient: after fit, each is exact Bayesian
-    # linear regression on the final features of its labelled rows, with prior
-    # N(0, gamma I) and the fitted noise.
-    X, y = multitask_data
-    est = reg(gamma=0.5).fit(X, y)
-    module = est.net_.module_.double()
-    Xs = (X - est._x_mean) / est._x_scale
-    Ys = (y - est._y_mean) / est._y_scale
-    with torch.no_grad():
-        phi = module(torch.as_tensor(Xs))[0].numpy()
-    for t in range(2):
-        rows = ~np.isnan(Ys[:, t])
-        P = with_bias(torch.as_tensor(phi[rows])).numpy()
-        noise = (est.noise_std_[t] / est._y_scale[t]) ** 2
-        prec = np.eye(P.shape[1]) / 0.5 + P.T @ P / noise
-        m = np.linalg.solve(prec, P.T @ Ys[rows, t] / noise)
-        # float32 head storage: 1e-4 relative.
-        np.testing.assert_allclose(module.head.mean[t].numpy(), m, rtol=1e-4, atol=1e-5)
-    assert not any(p.requires_grad for p in est.net_.module_.head.parameters())
-
-
-def test_regressor_records_task_weights_after_the_warm_up(multitask_data):
-    est = reg(ls_epochs=10).fit(*multitask_data)
-    assert est.task_weights_.shape == (30, 2)
-    assert np.all((est.task_weights_ > 0) & (est.task_weights_ <= 1))
-    assert reg(ls_epochs=40).fit(*multitask_data).task_weights_.shape == (0, 2)
-
-
-def test_regressor_estimates_the_noise_with_tau_auto():
-    rng = np.random.RandomState(0)
-    X = rng.uniform(-2, 2, size=(600, 2))
-    y = np.sin(2 * X[:, 0]) + 0.1 * rng.standard_normal(600)
-    est = reg(hidden_layer_sizes=(32, 32), max_epochs=150, validation_fraction=0.2).fit(X, y)
-    # The predictive noise is chosen on held-out rows after training; the
-    # training noise (tau='auto') is the epoch's residual variance.
-    assert est.noise_std_[0] == pytest.approx(0.1, rel=0.3)
-    assert float(est.net_.noise_var_[0]) < 0.1  # in standardised units, far below tau=1
-    assert est.score(X, y) > 0.9
-
-
-@pytest.mark.parametrize(
-    ("params", "match"),
-    [
-        ({"tau": -1.0}, r"'tau' parameter of BayesAggMTLRegressor must be .* \(0.0, inf\)"),
-        ({"s": 0.0}, r"'s' parameter .* must be a float in the range \(0.0, 1.0\]"),
-        ({"ls_epochs": -1}, r"'ls_epochs' parameter .* must be an int in the range \[0, inf\)"),
-        ({"gamma": 0}, "'gamma' parameter .* must be"),
-    ],
-)
-def test_regressor_parameter_errors(multitask_data, params, match):
-    with pytest.raises(ValueError, match=match):
-        reg(**params).fit(*multitask_data)
-
-
-def test_sparse_regressor_bayesagg_records_weights_and_needs_shared_heads(multitask_data):
-    est = SparseMultiTaskBNNRegressor(
-        hidden_layer_sizes=(16,),
-        max_epochs=30,
-        validation_fraction=None,
-        random_state=0,
-        aggregator=BayesAgg(ls_epochs=5),
-    ).fit(*multitask_data)
-    assert est.task_weights_.shape == (25, 2)
-    for bad in ({"branch_layer_sizes": (4,)}, {"head": "student_t"}, {"task_inputs": {1: [1]}}):
-        with pytest.raises(ValueError, match="aggregator='bayesagg' needs the task heads"):
-            SparseMultiTaskBNNRegressor(aggregator="bayesagg", max_epochs=2, **bad).fit(
-                *multitask_data
-            )
-
-
-# --------------------------------------------------------------- classifier
 def test_classifier_keeps_label_types_and_shapes(class_data):
     X, y = class_data
     model = clf().fit(X, y)
@@ -206,7 +107,7 @@ def test_laplace_covariance_is_ggn_plus_prior_from_autograd(class_data):
         np.searchsorted(model._classes[1], y[::1, 1][y[:, 1] == y[:, 1]].astype(int))
     )
     rows = torch.as_tensor(y[:, 1] == y[:, 1])
-    W = module.head_weights(1).detach()
+    W = module.head.weights(1).detach()
 
     def nll(w):
         logits = with_bias(h[rows]) @ w.reshape(W.shape).T
@@ -214,7 +115,8 @@ def test_laplace_covariance_is_ggn_plus_prior_from_autograd(class_data):
 
     hessian = torch.autograd.functional.hessian(nll, W.reshape(-1))
     expected = torch.linalg.inv(hessian + torch.eye(len(hessian), dtype=torch.float64) / 2.0)
-    torch.testing.assert_close(model._head_covariances[1], expected, rtol=1e-5, atol=1e-8)
+    covariance = model._inference().head.covariance(1)
+    torch.testing.assert_close(covariance, expected, rtol=1e-5, atol=1e-8)
 
 
 def test_probit_probabilities_match_the_monte_carlo_posterior_predictive(class_data):
@@ -224,8 +126,8 @@ def test_probit_probabilities_match_the_monte_carlo_posterior_predictive(class_d
     Xs = torch.as_tensor((X[:20] - model._x_mean) / model._x_scale)
     with torch.no_grad():
         hb = with_bias(module.backbone.shared_forward(Xs)).numpy()
-    W = module.head_weights(0).detach().numpy()[0]
-    cov = model._head_covariances[0].numpy()
+    W = module.head.weights(0).detach().numpy()[0]
+    cov = model._inference().head.covariance(0).numpy()
     draws = np.random.RandomState(0).multivariate_normal(W, cov, size=200_000)
     mc = expit(hb @ draws.T).mean(1)
     # The probit approximation of E[sigmoid(z)] is accurate to about 0.02
