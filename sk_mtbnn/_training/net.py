@@ -62,10 +62,19 @@ def regression_gradient_moments(
 ) -> tuple[Tensor, Tensor]:
     """Mean and variance of ``g = d (y - w^T [h, 1])^2 / dh`` under ``w ~ N(mean, cov)``.
 
-    Closed form (Eq. 4 of Achituve et al., 2024, with the bias) with
-    ``A = cov + mean mean^T``: ``E[g] = 2 (A h - y mu)``, ``E[g g^T] = 4 (y^2 A
-    - 2 y E[(w^T h) w w^T] + E[(w^T h)^2 w w^T])``, of which only the diagonal
-    is formed: O(D) memory per sample and task.
+    Per dimension ``d``, ``g_d = 2 a b`` with ``a = w_d`` and
+    ``b = w^T [h, 1] - y`` jointly Gaussian: means ``m_d`` and ``r``, variances
+    ``S_dd`` and ``q = [h, 1]^T S [h, 1]``, covariance ``c_d = (S [h, 1])_d``.
+    So ``E[g_d] = 2 (m_d r + c_d)`` (Eq. 4 of Achituve et al., 2024, with the
+    bias) and, the variance of a product of jointly Gaussian variables with its
+    cross term completed to a square,
+
+    ``Var[g_d] = 4 [(r sqrt(S_dd) + m_d c_d / sqrt(S_dd))^2
+    + m_d^2 (q - c_d^2 / S_dd) + S_dd q + c_d^2]``,
+
+    a sum of non-negative terms (``q - c_d^2 / S_dd >= 0`` by Cauchy-Schwarz).
+    ``E[g^2] - E[g]^2`` would cancel in float32 when the posterior is tight.
+    O(D) memory per sample and task: no ``D x D`` tensor per sample.
 
     Parameters
     ----------
@@ -84,19 +93,20 @@ def regression_gradient_moments(
         Per sample and task, the mean and variance of each gradient entry.
     """
     hb = with_bias(h)  # (B, D)
-    a = torch.einsum("tde,be->btd", cov, hb)  # Sigma h, (B, T, D)
-    s = hb @ mean.T  # mu^T h, (B, T)
-    q = (a * hb.unsqueeze(1)).sum(-1)  # h^T Sigma h, (B, T)
-    Ah = a + s.unsqueeze(-1) * mean  # (B, T, D)
-    diag_cov = torch.diagonal(cov, dim1=-2, dim2=-1)  # (T, D)
-    diag_A = diag_cov + mean.square()
-    centred = diag_cov - mean.square()  # diag(Sigma - mu mu^T)
-    yy = y.unsqueeze(-1)
-    e_g = 2.0 * (Ah - yy * mean)
-    third = 2.0 * mean * Ah + s.unsqueeze(-1) * centred  # diag E[(w^T h) w w^T]
-    fourth = 2.0 * Ah.square() + s.square().unsqueeze(-1) * centred + q.unsqueeze(-1) * diag_A
-    e_gg = 4.0 * (yy.square() * diag_A - 2.0 * yy * third + fourth)
-    var = e_gg - e_g.square()
+    c = torch.einsum("tde,be->btd", cov, hb)  # S h, (B, T, D)
+    r = (hb @ mean.T - y).unsqueeze(-1)  # (B, T, 1)
+    q = (c * hb.unsqueeze(1)).sum(-1, keepdim=True).clamp_min(0.0)  # h^T S h, (B, T, 1)
+    s_dd = torch.diagonal(cov, dim1=-2, dim2=-1).clamp_min(0.0)  # (T, D)
+    sd = s_dd.sqrt()
+    positive = sd > 0
+    ratio = torch.where(positive, c / torch.where(positive, sd, 1.0), 0.0)  # c_d / sqrt(S_dd)
+    e_g = 2.0 * (mean * r + c)
+    var = 4.0 * (
+        (r * sd + mean * ratio).square()
+        + mean.square() * (q - ratio.square()).clamp_min(0.0)
+        + s_dd * q
+        + c.square()
+    )
     return e_g[..., :-1], var[..., :-1]
 
 
