@@ -295,8 +295,7 @@ class HierarchicalPrior(_MixturePrior):
     ----------
     covariance_type : {"spherical", "diag", "full"}, default="spherical"
         Form of ``Sigma_0``. Spherical by default: one variance per head input
-        ("diag") from a handful of tasks overfits (on six unrelated synthetic
-        tasks with 17 weights it doubled the error of the heads' means).
+        ("diag") estimated from a handful of tasks overfits.
     covariance_prior : float, default=1.0
         Weight ``nu``, in pseudo-tasks drawn from the base prior
         ``N(0, prior_var I)``, of the hyper-prior of ``(mu_0, Sigma_0)``;
