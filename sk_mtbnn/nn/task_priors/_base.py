@@ -109,15 +109,18 @@ class TaskPrior(ABC):
         """
         gram, shift = _check_likelihood(likelihood, self._min_tasks)
         prior_var = getattr(self, "prior_var", None)
-        if prior_var is not None and not prior_var > 0:
-            raise ValueError(f"prior_var must be positive or None, got {prior_var!r}.")
+        if prior_var is not None:
+            check_nonnegative(prior_var, "prior_var", positive=True)
         self.n_tasks_, self.dim_ = shift.shape
         self.base_var_ = float(prior_var) if prior_var is not None else 1.0 / self.dim_
         mean, precision, similarity = self._fit(gram, shift)
-        dtype = likelihood.shift.dtype
-        self.prior_mean_ = mean.to(dtype)
-        self.prior_precision_ = _symmetric(precision).to(dtype)
-        self.task_similarity_ = similarity.to(dtype)
+        # Results in the caller's floating dtype and on its device (computed in
+        # float64 on the CPU: the matrices are small).
+        like = torch.as_tensor(likelihood[1])
+        out = {"dtype": like.dtype if like.is_floating_point() else _DTYPE, "device": like.device}
+        self.prior_mean_ = mean.to(**out)
+        self.prior_precision_ = _symmetric(precision).to(**out)
+        self.task_similarity_ = similarity.to(**out)
         return self
 
     def prior(self) -> tuple[Tensor, Tensor]:
@@ -159,7 +162,7 @@ def _check_likelihood(likelihood, min_tasks: int) -> tuple[Tensor, Tensor]:
             "fit expects a TaskLikelihood (precision, shift); build it with "
             f"TaskLikelihood.from_stats, got {type(likelihood).__name__}."
         )
-    gram, shift = (torch.as_tensor(a).to(_DTYPE) for a in likelihood)
+    gram, shift = (torch.as_tensor(a).detach().to("cpu", _DTYPE) for a in likelihood)
     if shift.ndim != 2 or gram.shape != (*shift.shape, shift.shape[-1]):
         raise ValueError(
             "TaskLikelihood needs precision of shape (T, D, D) and shift of shape (T, D), "

@@ -213,33 +213,22 @@ class GroupSparsityPrior(TaskPrior):
         check_positive_int(self.max_iter, "max_iter")
         check_nonnegative(self.tol, "tol")
         labels = self._group_labels()
-        n_groups = int(labels.max()) + 1
-        sizes = torch.bincount(labels, minlength=n_groups).to(_DTYPE)
         s0 = self.base_var_
         chi = check_nonnegative(1.0 / s0 if self.chi is None else self.chi, "chi")
         phi = check_nonnegative(s0 if self.phi is None else self.phi, "phi")
         gig_moments(self.omega, chi, phi)  # validates the hyper-prior
-        omega_post = self.omega + 0.5 * self.n_tasks_ * sizes.numpy()
-
-        precision = torch.full((n_groups,), 1.0 / s0, dtype=_DTYPE)
         nu = self.task_covariance_prior
         nu = check_nonnegative(self.n_tasks_ if nu is None else nu, "task_covariance_prior")
-        eye = torch.eye(self.n_tasks_, dtype=_DTYPE)
-        task_cov = eye
+
+        precision = torch.full((int(labels.max()) + 1,), 1.0 / s0, dtype=_DTYPE)
+        task_cov = torch.eye(self.n_tasks_, dtype=_DTYPE)
         self.converged_ = False
         for it in range(1, self.max_iter + 1):
             mean, cov = self._joint_posterior(gram, shift, precision[labels], task_cov)
-            # E[w_j w_j^T] over the tasks, one (T, T) matrix per input j.
-            second = torch.einsum("tj,sj->jts", mean, mean) + torch.einsum("tjsj->jts", cov)
-            trace = torch.einsum("ts,jst->j", inverse_spd(task_cov), second)
-            rate = phi + torch.zeros(n_groups, dtype=_DTYPE).index_add_(0, labels, trace)
-            new_precision, inverse = (
-                torch.as_tensor(a, dtype=_DTYPE) for a in gig_moments(omega_post, chi, rate)
+            new_precision, inverse, new_cov = self._hyper_step(
+                mean, cov, task_cov, labels, (chi, phi, nu)
             )
-            scatter = torch.einsum("j,jts->ts", new_precision[labels], second)
-            new_cov = _symmetric(nu * eye + scatter) / (nu + self.dim_)
-            # Only Sigma / gamma_i enters the prior; (c Sigma, gamma / c) differ by the
-            # weak hyper-prior alone and drift slowly, so convergence is judged on the ratio.
+            # Only Sigma / gamma_i enters the prior: judge convergence on that ratio.
             change = _relative_change(
                 new_cov.unsqueeze(-1) / new_precision, task_cov.unsqueeze(-1) / precision
             )
@@ -252,6 +241,22 @@ class GroupSparsityPrior(TaskPrior):
         mean, cov = self._joint_posterior(gram, shift, precision[labels], task_cov)
         prior_mean, prior_precision = _marginal_priors(gram, shift, mean, cov)
         return prior_mean, prior_precision, correlation(task_cov)
+
+    def _hyper_step(self, mean, cov, task_cov, labels, hyper) -> tuple[Tensor, Tensor, Tensor]:
+        """``q(gamma)`` and ``Sigma`` given ``q(W)``: ``(E[gamma], E[1/gamma], Sigma)``."""
+        chi, phi, nu = hyper
+        n_groups = int(labels.max()) + 1
+        sizes = torch.bincount(labels, minlength=n_groups).to(_DTYPE)
+        # E[w_j w_j^T] over the tasks, one (T, T) matrix per input j.
+        second = torch.einsum("tj,sj->jts", mean, mean) + torch.einsum("tjsj->jts", cov)
+        trace = torch.einsum("ts,jst->j", inverse_spd(task_cov), second)
+        rate = phi + torch.zeros(n_groups, dtype=_DTYPE).index_add_(0, labels, trace)
+        omega = self.omega + 0.5 * self.n_tasks_ * sizes.numpy()
+        moments = gig_moments(omega, chi, rate.numpy())
+        precision, inverse = (torch.as_tensor(a, dtype=_DTYPE) for a in moments)
+        scatter = torch.einsum("j,jts->ts", precision[labels], second)
+        eye = torch.eye(self.n_tasks_, dtype=_DTYPE)
+        return precision, inverse, _symmetric(nu * eye + scatter) / (nu + self.dim_)
 
     def _group_labels(self) -> Tensor:
         if self.groups is None:

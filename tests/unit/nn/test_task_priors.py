@@ -497,7 +497,7 @@ def test_priors_condition_heads_in_single_precision():
         (ClusteringPrior(covariance_type="tied"), "covariance_type must be one of"),
         (HierarchicalPrior(covariance_prior=-1.0), "covariance_prior must be"),
         (HierarchicalPrior(max_iter=0), "max_iter must be"),
-        (HierarchicalPrior(prior_var=0.0), "prior_var must be positive"),
+        (HierarchicalPrior(prior_var=0.0), "prior_var must be a finite number > 0"),
         (GatingPrior(np.ones((5, 2))), "task_features must have shape"),
         (GatingPrior(np.full((6, 1), np.nan)), "NaN or infinite"),
         (GumbelSoftmaxPrior(temperature=0.0), "temperature must be"),
@@ -526,6 +526,12 @@ def test_invalid_likelihoods_and_unfitted_priors():
         GumbelSoftmaxPrior().fit(TaskLikelihood(torch.eye(2)[None], torch.zeros(1, 2)))
     with pytest.raises(ValueError, match="head prior must be one of"):
         make_task_prior("mixture")
+
+
+def test_numpy_likelihoods_give_float64_tensors():
+    lik, _, _ = two_groups(0)
+    prior = HierarchicalPrior().fit(TaskLikelihood(lik.precision.numpy(), lik.shift.numpy()))
+    assert prior.prior()[0].dtype == torch.float64
 
 
 def test_fit_does_not_mutate_its_inputs():
