@@ -175,10 +175,10 @@ class MultiTaskNet(NeuralNet):
 
         The heads' own losses on the detached ``h`` train the heads (when they
         have trainable parameters) and give ``dl/dh`` of their sum. The
-        backbone receives ``h.backward(g)``: during the warm-up ``g`` is the
-        gradient of the mean task loss; afterwards ``g`` is the aggregator's
-        combination of the heads' per-sample gradient moments, divided by the
-        batch size.
+        backbone receives ``h.backward(g)``: during the warm-up ``g`` is that
+        gradient of the summed task losses; afterwards ``g`` is the
+        aggregator's combination of the heads' per-sample gradient moments,
+        divided by the batch size.
         """
         h = self.shared_representation(x)
         leaf = h.detach().requires_grad_()
@@ -187,7 +187,7 @@ class MultiTaskNet(NeuralNet):
             return {"loss": losses.sum().detach() * 0, "y_pred": y_pred}
         losses[present].sum().backward()  # heads' own gradients; leaf.grad = sum_t dl_t/dh
         if self.aggregator.warming_up:
-            g = leaf.grad / len(losses)
+            g = leaf.grad
         else:
             with torch.no_grad():
                 g = self.aggregator.combine(self.gradient_moments(leaf.detach(), y)) / len(x)

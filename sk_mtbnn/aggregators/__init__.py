@@ -1,6 +1,8 @@
 """Gradient-combination rules for multi-task training.
 
-Pass one of these, or its name, as the ``aggregator`` of an estimator:
+Pass one of these, or its name, as the ``aggregator`` of an estimator. Every
+rule returns the update for the *sum* of the task losses (so all of them
+agree when the tasks' gradients agree):
 
 =========================== =================================================
 ``'mean'``                  :class:`MeanAggregator` (linear scalarisation)

@@ -13,7 +13,10 @@ Two protocols, one per place where the tasks meet:
   the rule combines them into one gradient per sample, which the training
   step back-propagates through the backbone (BayesAgg-MTL).
 
-Aggregators know nothing of skorch, heads or estimators.
+Convention of every rule: the update is the one for the **sum** of the task
+losses. When the tasks' gradients agree (are identical), every rule returns
+their sum; with SGD all rules then take the same step. Aggregators know
+nothing of skorch, heads or estimators.
 """
 
 from __future__ import annotations
@@ -179,7 +182,7 @@ class RepresentationAggregator(Aggregator, ABC):
     lets every head supply the :class:`GradientMoments` of its task's
     per-sample gradient ``dl/dh``, and back-propagates ``combine(moments) / B``
     through the backbone. During the warm-up (:attr:`warming_up`) the step
-    follows the plain gradient of the mean task loss instead.
+    follows the plain gradient of the sum of the task losses instead.
 
     Examples
     --------
@@ -199,12 +202,12 @@ class RepresentationAggregator(Aggregator, ABC):
 
     @property
     def warming_up(self) -> bool:
-        """True while the step should follow the plain gradient of the mean loss."""
+        """True while the step should follow the plain gradient of the summed losses."""
         return False
 
     @abstractmethod
     def combine(self, moments: GradientMoments) -> Tensor:
-        """The combined gradient ``(B, H)``, per sample.
+        """The gradient ``(B, H)`` for the sum of the task losses, per sample.
 
         A sample without any label receives zero.
         """

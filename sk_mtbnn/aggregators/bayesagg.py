@@ -73,7 +73,9 @@ class BayesAgg(RepresentationAggregator):
 
     Per sample, the tasks' mean gradients are averaged with weights
     proportional to their precisions ``max(var, 1e-8)^-s``, per dimension of
-    the shared representation.
+    the shared representation; the average is multiplied by the number of
+    tasks labelled at that sample, so that, like every aggregator, equal
+    precisions give the gradient of the sum of the task losses.
 
     Parameters
     ----------
@@ -117,8 +119,8 @@ class BayesAgg(RepresentationAggregator):
     >>> mean = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # one sample, two tasks
     >>> var = torch.tensor([[[1.0, 100.0], [100.0, 1.0]]])  # each sure of one dimension
     >>> moments = GradientMoments(mean, var, torch.tensor([[True, True]]), "regression")
-    >>> agg.combine(moments).round(decimals=3)
-    tensor([[0.9900, 0.9900]])
+    >>> agg.combine(moments).round(decimals=3)  # twice the precision-weighted mean
+    tensor([[1.9800, 1.9800]])
     """
 
     records_task_weights: ClassVar[bool] = True
@@ -152,14 +154,14 @@ class BayesAgg(RepresentationAggregator):
         return self.epoch_ < self.ls_epochs
 
     def combine(self, moments: GradientMoments) -> Tensor:
-        """Precision-weighted gradient ``(B, H)``; records the weights for inspection."""
+        """Precision-weighted gradient ``(B, H)`` for the summed losses; records the weights."""
         s = self.s_classification if moments.loss == "classification" else self.s_regression
         labelled = moments.labelled
         g, weights = precision_weighted_mean(moments.mean, moments.var, labelled, s)
         lab = labelled.to(weights.dtype)
         self._weight_sum += (weights.mean(-1) * lab).sum(0).detach().cpu().numpy()
         self._weight_count += lab.sum(0).cpu().numpy()
-        return g
+        return g * lab.sum(1, keepdim=True)
 
     def end_epoch(self) -> None:
         """Close an epoch: record the mean weights, advance the warm-up counter."""

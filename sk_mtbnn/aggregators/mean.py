@@ -1,4 +1,4 @@
-"""Linear scalarisation: the gradient of the mean of the task losses."""
+"""Linear scalarisation: the gradient of the sum of the task losses."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from .base import GradientAggregator
 class MeanAggregator(GradientAggregator):
     """Linear scalarisation (``aggregator='mean'``).
 
-    The update is the gradient of ``(1 / T) * sum_t loss_t`` over the tasks
-    labelled in the batch (an unlabelled task counts as zero). One backward
-    pass, whatever the number of tasks.
+    The update is the gradient of ``sum_t loss_t`` over the tasks labelled in
+    the batch, each ``loss_t`` the mean over that task's labelled rows: the
+    convention of every aggregator (equal weights; the name says that every
+    task counts the same, not that the losses are divided by their number).
+    One backward pass, whatever the number of tasks.
 
     Examples
     --------
@@ -22,9 +24,9 @@ class MeanAggregator(GradientAggregator):
     >>> losses = torch.stack([w[0] ** 2, 3 * w[1]])
     >>> agg.backward(losses, torch.tensor([True, True]), [w], [])
     >>> w.grad
-    tensor([1.0000, 1.5000])
+    tensor([2., 3.])
     """
 
     def backward(self, losses, present, shared_params, task_params) -> None:
         if bool(present.any()):
-            (losses[present].sum() / self.n_tasks_).backward()
+            losses[present].sum().backward()

@@ -1,4 +1,5 @@
-"""Gradient-combination rules: golden values, invariants, and the backward plumbing."""
+"""Gradient-combination rules: golden values, invariants, the common convention, and the
+backward plumbing."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,8 @@ import torch
 from scipy import stats
 
 from sk_mtbnn.aggregators import (
+    BayesAgg,
+    GradientMoments,
     MeanAggregator,
     PCGrad,
     TaskSampling,
@@ -100,12 +103,12 @@ def test_absent_task_contributes_nothing():
     assert prob.v.grad[1, 0] == 0
 
 
-def test_mean_is_the_gradient_of_the_mean_loss():
+def test_mean_is_the_gradient_of_the_summed_losses():
     prob = TwoTaskProblem()
     agg = MeanAggregator()
     agg.reset([5, 5], torch.Generator())
     agg.backward(prob.losses(), torch.tensor([True, True]), [prob.w], [prob.v])
-    torch.testing.assert_close(prob.w.grad, prob.shared_grads().mean(0))
+    torch.testing.assert_close(prob.w.grad, prob.shared_grads().sum(0))
 
 
 def test_task_sampling_frequencies_follow_label_counts():
@@ -145,12 +148,14 @@ def test_torchjd_aggregators_are_accepted(name):
     reference = getattr(torchjd.aggregation, name)()
     agg = resolve_aggregator(reference)
     assert isinstance(agg, TorchJDAggregator) and agg.aggregator is not reference
+    # The adapter scales torchjd's result (at the scale of the mean) by the
+    # number of tasks: the update for the summed losses.
     g = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
-    torch.testing.assert_close(agg.combine(g), reference(g))
+    torch.testing.assert_close(agg.combine(g), 2 * reference(g))
     prob = TwoTaskProblem()
     agg.reset([1, 1], torch.Generator())
     agg.backward(prob.losses(), torch.tensor([True, True]), [prob.w], [prob.v])
-    torch.testing.assert_close(prob.w.grad, reference(prob.shared_grads()))
+    torch.testing.assert_close(prob.w.grad, 2 * reference(prob.shared_grads()))
 
 
 def test_resolve_aggregator_names_and_errors():
@@ -163,3 +168,57 @@ def test_resolve_aggregator_names_and_errors():
         resolve_aggregator("mgda")
     with pytest.raises(TypeError, match="torchjd aggregator"):
         resolve_aggregator(42)
+
+
+# ------------------------------------------------ one convention for every rule
+def shared_update(agg, jacobian, seed=0):
+    """The update of a shared ``w`` under linear task losses ``L_t = J_t . w``."""
+    w = torch.zeros(jacobian.shape[1], requires_grad=True)
+    agg.reset([10] * len(jacobian), torch.Generator().manual_seed(seed))
+    agg.backward(jacobian @ w, torch.ones(len(jacobian), dtype=torch.bool), [w], [])
+    return w.grad
+
+
+def representation_update(agg, jacobian, var):
+    """BayesAgg's update of one sample whose tasks have mean gradients ``jacobian``."""
+    agg.reset([10] * len(jacobian), torch.Generator())
+    labelled = torch.ones(1, len(jacobian), dtype=torch.bool)
+    return agg.combine(GradientMoments(jacobian[None], var[None], labelled, "regression"))[0]
+
+
+def torchjd_rules(*names):
+    torchjd = pytest.importorskip("torchjd")
+    return [TorchJDAggregator(getattr(torchjd.aggregation, name)()) for name in names]
+
+
+def test_every_aggregator_returns_the_sum_of_identical_task_gradients():
+    # Three tasks with the same gradient: no rule has a reason to prefer one,
+    # and every rule returns the update for the summed losses, 3 g.
+    g = torch.tensor([0.5, -1.0, 2.0])
+    jacobian = g.expand(3, -1).clone()
+    rules = [MeanAggregator(), PCGrad(), TaskSampling(True), TaskSampling(False)]
+    rules += torchjd_rules("Mean", "UPGrad", "MGDA", "IMTLG")
+    for agg in rules:
+        torch.testing.assert_close(shared_update(agg, jacobian), 3 * g, msg=repr(agg))
+    # BayesAgg, whatever the gradients' variances: the weights sum to one.
+    var = torch.tensor([[0.1, 1.0, 5.0], [2.0, 0.3, 1.0], [1.0, 1.0, 1.0]])
+    torch.testing.assert_close(representation_update(BayesAgg(ls_epochs=0), jacobian, var), 3 * g)
+
+
+def test_rules_agree_on_non_conflicting_gradients():
+    # Pairwise non-negative inner products: nothing to project or re-weight.
+    jacobian = torch.tensor([[1.0, 0.0, 0.5], [0.5, 1.0, 0.0], [0.0, 0.5, 1.0]])
+    assert torch.all(jacobian @ jacobian.T >= 0)
+    total = jacobian.sum(0)
+    for agg in [MeanAggregator(), PCGrad(), *torchjd_rules("Mean", "UPGrad")]:
+        torch.testing.assert_close(shared_update(agg, jacobian), total, msg=repr(agg))
+    equal = torch.ones_like(jacobian)
+    torch.testing.assert_close(representation_update(BayesAgg(ls_epochs=0), jacobian, equal), total)
+    # Uniform task sampling: each step is 3 g_t for one task, the sum in
+    # expectation. 3000 steps: the mean is within 5 standard errors of it.
+    steps = torch.stack(
+        [shared_update(TaskSampling(weighted=False), jacobian, seed) for seed in range(3000)]
+    )
+    assert all(any(torch.equal(s, 3 * row) for row in jacobian) for s in steps[:50])
+    se = steps.std(0) / np.sqrt(len(steps))
+    assert torch.all((steps.mean(0) - total).abs() <= 5 * se)

@@ -200,6 +200,18 @@ def test_sample_without_labels_gets_zero_gradient():
     torch.testing.assert_close(g[0], torch.ones(3))
 
 
+def test_bayesagg_returns_the_update_for_the_summed_losses():
+    # Per sample, the precision-weighted mean times the number of labelled
+    # tasks: with equal variances, the sum of the labelled tasks' gradients.
+    gen = torch.Generator().manual_seed(14)
+    mu = torch.randn(4, 3, 2, generator=gen, dtype=D64)
+    lab = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0]], dtype=torch.bool)
+    agg = BayesAgg(ls_epochs=0)
+    agg.reset([3, 3, 3], torch.Generator())
+    g = agg.combine(GradientMoments(mu, torch.ones_like(mu), lab, "regression"))
+    torch.testing.assert_close(g, (mu * lab.unsqueeze(-1)).sum(1))
+
+
 @pytest.mark.parametrize(("loss", "s"), [("regression", 0.3), ("classification", 0.9)])
 def test_bayesagg_takes_the_exponent_of_the_loss_family(loss, s):
     gen = torch.Generator().manual_seed(15)
@@ -209,7 +221,7 @@ def test_bayesagg_takes_the_exponent_of_the_loss_family(loss, s):
     agg = BayesAgg(s_regression=0.3, s_classification=0.9, ls_epochs=0)
     agg.reset([3, 3], torch.Generator())
     expected, _ = precision_weighted_mean(mu, var, lab, s)
-    torch.testing.assert_close(agg.combine(GradientMoments(mu, var, lab, loss)), expected)
+    torch.testing.assert_close(agg.combine(GradientMoments(mu, var, lab, loss)), 2 * expected)
 
 
 def test_recorded_task_weights_average_over_labelled_samples_and_dimensions():
