@@ -109,7 +109,7 @@ class MaskedMLP(nn.Module):
         (1 - a c)^K ||x - x'|| <= ||h(x) - h(x')|| <= (1 + a c)^K ||x - x'||,
 
     the lower bound when ``a c < 1`` and ``in_features <= width`` (the
-    projection is then an isometry) -- Eq. (8) of Liu et al. (2020). A
+    projection is then an isometry) -- Sec. 3.2 of Liu et al. (2020). A
     trained first layer could collapse input directions, which the fixed
     projection rules out; it is the input layer of Liu et al.'s SNGP. The
     bounds hold up to the power-iteration estimate of ``sigma_max``, which

@@ -125,7 +125,7 @@ class HeteroscedasticVBLLHead(GaussianVBLLHead):
         """``-E_q[log N(y | w^T phi, sigma(phi)^2)]`` per point, ``(T, B)``.
 
         With ``beta > 0`` each term is multiplied by ``sigma(phi)^(2 beta)``
-        with the gradient stopped (beta-NLL, Eq. (4) of Seitzer et al., 2022);
+        with the gradient stopped (beta-NLL of Seitzer et al., 2022);
         the weights change the gradients, not which mean and noise are optimal
         at a point.
         """

@@ -2,7 +2,7 @@
 
 ``phi(h) = sqrt(2) cos(Omega h / l + b)`` with fixed ``Omega ~ N(0, I)`` of
 shape ``(M, H)`` and ``b ~ U(0, 2 pi)`` (Rahimi & Recht, "Random Features for
-Large-Scale Kernel Machines", NeurIPS 2007, Eq. (2)), so that
+Large-Scale Kernel Machines", NeurIPS 2007, Sec. 3), so that
 ``phi(h)^T phi(h') / M -> exp(-||h - h'||^2 / (2 l^2))`` as ``M`` grows. Each
 feature has ``E[phi_j^2] = 1``, the scale the VBLL heads' fan-in prior
 ``N(0, (prior_scale / D) I)`` expects: the prior of the head's function is then

@@ -2,7 +2,7 @@
 
 ``W <- W / max(1, sigma_max(W) / c)`` (Liu et al., "Simple and Principled
 Uncertainty Estimation with Deterministic Deep Learning via Distance
-Awareness", NeurIPS 2020, Eq. (7); van Amersfoort et al., "On Feature
+Awareness", NeurIPS 2020, Sec. 3.2; van Amersfoort et al., "On Feature
 Collapse and Deep Kernel Learning for Single Forward Pass Uncertainty", 2021):
 a matrix whose largest singular value is at most ``c`` is left unchanged, a
 larger one is scaled down to exactly ``c``. Unlike
