@@ -1,26 +1,50 @@
-"""Class labels of multi-task classification: missing entries and label types."""
+"""Class labels of multi-task classification: missing entries, types, clear errors.
+
+Each column of ``y`` is a task with labels of one type (strings, or
+numbers); a missing label is ``missing_label``, and with the default NaN every
+missing value of NumPy and pandas (None, NaN, ``pd.NA``).
+"""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 
 
+def is_na(value) -> bool:
+    """None, a float NaN or pandas' ``NA``: the missing values of NumPy and pandas columns."""
+    if value is None or type(value).__name__ == "NAType":
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
+
+
 def missing_mask(column: np.ndarray, missing_label) -> np.ndarray:
-    """Entries equal to ``missing_label`` (NaN and None count as missing for NaN)."""
-    if isinstance(missing_label, float) and math.isnan(missing_label):
+    """Entries equal to ``missing_label``; for NaN, every missing value (None, NaN, ``pd.NA``)."""
+    if is_na(missing_label):
         if column.dtype.kind == "f":
             return np.isnan(column)
-        return np.array(
-            [v is None or (isinstance(v, float) and math.isnan(v)) for v in column], dtype=bool
-        )
-    return np.asarray(column == missing_label, dtype=bool)
+        return np.array([is_na(v) for v in column], dtype=bool)
+    if column.dtype != object:
+        return np.asarray(column == missing_label, dtype=bool)
+    return np.array([not is_na(v) and bool(v == missing_label) for v in column], dtype=bool)
+
+
+def _has_pandas_extension_dtype(y) -> bool:
+    """Whether ``y`` is a pandas object with a nullable column (``Int64``, ``string``, ...)."""
+    if not hasattr(y, "to_numpy"):
+        return False
+    dtypes = list(y.dtypes) if hasattr(y, "columns") else [getattr(y, "dtype", None)]
+    return any(dtype is not None and not isinstance(dtype, np.dtype) for dtype in dtypes)
 
 
 def label_array(y) -> np.ndarray:
-    """``y`` as a 2-D array, one column per task (values and types as given)."""
+    """``y`` as a 2-D array, one column per task (values and types as given).
+
+    Nullable pandas columns keep their values' type (integers stay integers)
+    and give NaN for ``pd.NA``.
+    """
+    if _has_pandas_extension_dtype(y):
+        y = y.to_numpy(dtype=object, na_value=np.nan)
     y_arr = np.asarray(y)
     if y_arr.ndim == 1:
         y_arr = y_arr[:, None]
@@ -32,10 +56,28 @@ def label_array(y) -> np.ndarray:
 
 
 def task_labels(column: np.ndarray, missing: np.ndarray, where: str, missing_label):
-    """The labels of one task, with their own type."""
+    """The labels of one task, with their own type, or a clear error."""
     labels = column[~missing]
     if labels.dtype == object:
-        # Let numpy infer the labels' own type (ints, floats, strings).
-        labels = np.array(labels.tolist())
+        if any(is_na(v) for v in labels):
+            raise ValueError(
+                f"{where} contains missing values (None, NaN or pd.NA), but "
+                f"missing_label={missing_label!r}: mark missing labels with missing_label, "
+                "or keep the default missing_label=np.nan."
+            )
+        kinds = {"string" if isinstance(v, str) else "number" for v in labels}
+        if len(kinds) > 1:
+            raise ValueError(
+                f"Mix of label input types (string and number) in {where}: every label of a "
+                "task must be a string, or every label a number."
+            )
+        labels = np.array(labels.tolist())  # the labels' own type (ints, floats, strings)
+    if labels.ndim != 1:
+        raise ValueError(f"Unknown label type in {where}: each label must be a scalar.")
+    if labels.dtype.kind == "f" and np.isnan(labels).any():
+        raise ValueError(
+            f"{where} contains NaN, but missing_label={missing_label!r}: mark missing labels "
+            "with missing_label, or keep the default missing_label=np.nan."
+        )
     check_classification_targets(labels)
     return labels

@@ -304,6 +304,12 @@ class BayesAggMTLClassifier(
                 probs = module.head.predict_proba(module.representation(x))
                 for dest, p in zip(out, probs):
                     dest[start : start + len(x)] = p.cpu().numpy()
+        if not all(np.isfinite(p).all() for p in out):
+            raise ValueError(
+                "The predicted probabilities are not finite: the network's representation of "
+                "X overflows. The inputs lie extremely far from the training data (check "
+                "their scale and units)."
+            )
         return out
 
     def predict_proba(self, X):
@@ -379,15 +385,26 @@ class BayesAggMTLClassifier(
         Returns
         -------
         score : float
-            Accuracy averaged over tasks.
+            Accuracy averaged over the tasks with at least one label in ``y``.
         """
+        check_is_fitted(self)
         y_arr = label_array(y)
+        if y_arr.shape[1] != self.n_tasks_:
+            raise ValueError(
+                f"y has {y_arr.shape[1]} task column(s) but the model was fitted on "
+                f"{self.n_tasks_}."
+            )
+        check_consistent_length(X, y_arr)
         pred = np.asarray(self.predict(X)).reshape(len(y_arr), -1)
         weights = np.ones(len(y_arr)) if sample_weight is None else np.asarray(sample_weight)
+        check_consistent_length(y_arr, weights)
         scores = []
-        for t in range(y_arr.shape[1]):
+        for t in range(self.n_tasks_):
             rows = ~missing_mask(y_arr[:, t], self.missing_label)
-            scores.append(np.average(pred[rows, t] == y_arr[rows, t], weights=weights[rows]))
+            if rows.any():
+                scores.append(np.average(pred[rows, t] == y_arr[rows, t], weights=weights[rows]))
+        if not scores:
+            raise ValueError("y has no label: every entry equals missing_label.")
         return float(np.mean(scores))
 
     def __sklearn_tags__(self):

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.special import expit
@@ -156,3 +157,82 @@ def test_classifier_does_not_mutate_inputs(class_data):
     clf(max_epochs=3).fit(X, y).score(X, y)
     np.testing.assert_array_equal(X, X0)
     assert all((a == b) or (a != a and b != b) for a, b in zip(y.ravel(), y0.ravel()))
+
+
+# ------------------------------------------------------------------ hardening
+@pytest.mark.parametrize("scale", [1e160, 1e200])
+def test_far_away_inputs_give_finite_limiting_probabilities(class_data, scale):
+    # The probit logits are homogeneous in [h, 1]: far from the data they tend
+    # to a finite limit, computed without overflow (once NaN, and class 0).
+    X, y = class_data
+    model = clf(max_epochs=20).fit(X, y)
+    far, limit = model.predict_proba(X[:5] * scale), model.predict_proba(X[:5] * 1e8)
+    for p, q in zip(far, limit):
+        assert np.all(np.isfinite(p))
+        np.testing.assert_allclose(p.sum(1), 1.0)
+        # The bias input is 1e-8 of [h, 1] at 1e8: the limit to ~1e-8.
+        np.testing.assert_allclose(p, q, atol=1e-6)
+    np.testing.assert_array_equal(model.predict(X[:5] * scale), model.predict(X[:5] * 1e8))
+
+
+def test_overflowing_representation_raises_instead_of_predicting_class_0(class_data):
+    X, y = class_data
+    model = clf(max_epochs=20).fit(X[:, :2], y)
+    big = np.finfo(np.float64).max
+    X_far = np.array([[big, -big], [-big, big]])  # finite inputs whose layers overflow
+    for method in (model.predict_proba, model.predict, model.predictive_entropy):
+        with pytest.raises(ValueError, match=r"not finite.*extremely far"):
+            method(X_far)
+
+
+def test_mixed_string_and_number_labels_in_one_task_are_rejected():
+    X = np.random.RandomState(0).normal(size=(30, 2))
+    y = np.array([0, 1, "x"] * 10, dtype=object)
+    # scikit-learn's rule for such targets: an error, not classes ['0', '1', 'x'].
+    with pytest.raises(ValueError, match=r"Mix of label input types \(string and number\)"):
+        clf().fit(X, y)
+    y2 = np.column_stack([np.array([0, 1] * 15), np.array([1, "b", "c"] * 10, dtype=object)])
+    with pytest.raises(ValueError, match="task 1"):
+        clf().fit(X, y2)
+
+
+def test_pandas_missing_labels_are_missing():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 2))
+    words = pd.array(np.where(X[:, 0] > 0, "hot", "cold"), dtype="string")
+    words[::4] = pd.NA
+    counts = pd.array(np.digitize(X[:, 1], [-0.5, 0.5]), dtype="Int64")
+    counts[1::5] = pd.NA
+    y = pd.DataFrame({"words": words, "counts": counts})
+    model = clf(max_epochs=100).fit(X, y)
+    assert model.classes_[0].tolist() == ["cold", "hot"]
+    assert model.classes_[1].dtype.kind == "i" and model.classes_[1].tolist() == [0, 1, 2]
+    # NA entries carry no label: the model equals one fitted with NaN there.
+    y_nan = np.empty((120, 2), dtype=object)
+    y_nan[:, 0] = np.where(words.isna(), np.nan, np.asarray(words, dtype=object))
+    y_nan[:, 1] = np.where(counts.isna(), np.nan, np.asarray(counts, dtype=object))
+    reference = clf(max_epochs=100).fit(X, y_nan)
+    for p, q in zip(model.predict_proba(X[:10]), reference.predict_proba(X[:10])):
+        np.testing.assert_array_equal(p, q)
+    assert 0.7 < model.score(X, y) == reference.score(X, y_nan)
+    single = clf(max_epochs=3).fit(X, y["counts"])  # a nullable Series alone
+    assert single.classes_.dtype.kind == "i" and single.predict(X[:3]).dtype.kind == "i"
+
+
+def test_na_labels_with_another_missing_label_are_a_clear_error():
+    X = np.random.RandomState(0).normal(size=(20, 2))
+    y = pd.array([0, 1, -1, pd.NA] * 5, dtype="Int64")
+    with pytest.raises(ValueError, match=r"contains missing values .* missing_label=-1"):
+        clf(missing_label=-1).fit(X, y)
+    with pytest.raises(ValueError, match=r"contains NaN, but missing_label=-1"):
+        clf(missing_label=-1).fit(X, np.array([0.0, 1.0, -1.0, np.nan] * 5))
+
+
+def test_score_with_the_wrong_number_of_tasks_is_a_clear_error(class_data):
+    X, y = class_data
+    model = clf(max_epochs=3).fit(X, y)
+    for bad in (y[:, :1], np.column_stack([y, y[:, 0]])):
+        with pytest.raises(ValueError, match=r"y has \d task column\(s\) but the model was fitted"):
+            model.score(X, bad)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        model.score(X[:10], y)
