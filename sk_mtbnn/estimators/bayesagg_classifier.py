@@ -15,7 +15,7 @@ from .._validation import task_label
 from ..aggregators import BayesAgg, RepresentationAggregator, resolve_aggregator
 from ..aggregators.bayesagg import check_bayesagg
 from ..nn.classification import MultiTaskClassificationNetwork
-from ._base import NetworkEstimatorMixin, TrainingData
+from ._base import NetworkEstimatorMixin, TrainingData, layer_sizes
 from ._constraints import NETWORK_CONSTRAINTS
 from ._labels import label_array, missing_mask, task_labels
 from ._torch_utils import PREDICT_CHUNK, iter_chunks
@@ -194,7 +194,9 @@ class BayesAggMTLClassifier(
     # ------------------------------------------------------------------- fit
     def _check_param_combinations(self, X) -> None:
         aggregator = self._make_aggregator()  # validates it
-        if isinstance(aggregator, RepresentationAggregator) and not tuple(self.hidden_layer_sizes):
+        if isinstance(aggregator, RepresentationAggregator) and not layer_sizes(
+            self.hidden_layer_sizes
+        ):
             raise ValueError(
                 "aggregator='bayesagg' combines task gradients on a learnt representation, "
                 "so hidden_layer_sizes needs at least one layer (e.g. (128, 128))."
@@ -224,7 +226,7 @@ class BayesAggMTLClassifier(
         return MultiTaskClassificationNetwork(
             self.n_features_in_,
             [len(c) for c in self._classes],
-            tuple(self.hidden_layer_sizes),
+            layer_sizes(self.hidden_layer_sizes),
             self.activation,
             prior_var=gamma,
         )

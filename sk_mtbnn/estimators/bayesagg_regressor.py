@@ -6,13 +6,22 @@ from typing import ClassVar
 
 import torch
 
-from .._param_validation import Interval, LayerSizes, Real, StrOptions, positive_float, positive_int
+from .._param_validation import (
+    Interval,
+    LayerSizes,
+    Real,
+    StrOptions,
+    positive_float,
+    positive_int,
+    validate_params,
+)
 from .._training.blr_net import BayesAggRegressionNet
 from .._training.net import TaskLosses
 from ..aggregators import BayesAgg
 from ..nn.network import MultiTaskNetwork
-from ._base import TrainingData
+from ._base import TrainingData, layer_sizes, seeded
 from ._constraints import ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
+from ._prior import PriorModel
 from ._regression import MultiTaskRegressorBase
 
 
@@ -77,6 +86,10 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         Patience of early stopping, in epochs.
     normalize_y : bool, default=True
         Standardise each task's targets for training.
+    n_targets : int, default=None
+        Number of tasks of the prior, used by ``predict`` and ``sample_y``
+        before ``fit`` (None: one); ignored once fitted, as in
+        :class:`~sklearn.gaussian_process.GaussianProcessRegressor`.
     device : str, default="cpu"
         Torch device.
     n_jobs : int, default=None
@@ -150,6 +163,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         "s": [Interval(Real, 0, 1, closed="right")],
         "ls_epochs": [positive_int(0)],
         "normalize_y": ["boolean"],
+        "n_targets": [None, positive_int()],
     }
 
     def __init__(
@@ -170,6 +184,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         validation_fraction=0.2,
         n_iter_no_change=20,
         normalize_y=True,
+        n_targets=None,
         device="cpu",
         n_jobs=None,
         random_state=None,
@@ -190,30 +205,49 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.normalize_y = normalize_y
+        self.n_targets = n_targets
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
+    def _check_param_combinations(self, X) -> None:
+        if self.n_targets is not None and self.n_targets != self.n_tasks_:
+            raise ValueError(
+                "The number of targets seen in `y` is different from the parameter "
+                f"`n_targets`. Got {self.n_tasks_} != {self.n_targets}."
+            )
+
     def _build_module(self, data: TrainingData) -> MultiTaskNetwork:
-        width = (tuple(self.hidden_layer_sizes) or (self.n_features_in_,))[-1]
-        module = MultiTaskNetwork(
-            self.n_features_in_,
-            self.n_tasks_,
-            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+        module = self._make_module(self.n_features_in_, self.n_tasks_, data.seed)
+        for p in module.head.parameters():  # heads are closed-form posteriors
+            p.requires_grad_(False)
+        return module
+
+    def _make_module(self, n_features: int, n_tasks: int, seed: int) -> MultiTaskNetwork:
+        sizes = layer_sizes(self.hidden_layer_sizes)
+        return MultiTaskNetwork(
+            n_features,
+            n_tasks,
+            hidden_layer_sizes=sizes,
             activation=self.activation,
             head="gaussian",
             head_kwargs={
                 "covariance": "dense",
                 # prior variance prior_scale / D = gamma
-                "prior_scale": self.gamma * (width + 1),
+                "prior_scale": self.gamma * (sizes[-1] + 1),
                 "noise_std": 1.0 if self.tau == "auto" else self.tau,
-                "seed": data.seed,
+                "seed": seed,
             },
         )
-        for p in module.head.parameters():  # heads are closed-form posteriors
-            p.requires_grad_(False)
-        return module
+
+    def _prior_model(self, n_features: int) -> PriorModel:
+        validate_params(self)
+        n_tasks = self.n_targets or 1
+        seed = self._draw_seed()
+        with seeded(seed):
+            module = self._make_module(n_features, n_tasks, seed)
+        return PriorModel(module, n_tasks)
 
     def _net_spec(self, module, data: TrainingData):
         aggregator = BayesAgg(
@@ -224,3 +258,8 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         criterion = TaskLosses(torch.zeros(self.n_tasks_))
         net_kwargs = {"aggregator": aggregator, "prior_var": self.gamma, "tau": self.tau}
         return BayesAggRegressionNet, criterion, net_kwargs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # predicts from the prior before fit, as GPR does
+        return tags

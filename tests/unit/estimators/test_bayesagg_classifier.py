@@ -236,3 +236,9 @@ def test_score_with_the_wrong_number_of_tasks_is_a_clear_error(class_data):
             model.score(X, bad)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         model.score(X[:10], y)
+
+
+def test_an_integer_is_one_hidden_layer(class_data):
+    X, y = class_data
+    model = clf(hidden_layer_sizes=8, max_epochs=2).fit(X, y)
+    assert model.net_.module_.backbone.out_features == 8

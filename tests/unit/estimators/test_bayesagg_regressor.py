@@ -103,3 +103,30 @@ def test_sparse_regressor_bayesagg_records_weights_and_needs_shared_heads(multit
             SparseMultiTaskBNNRegressor(aggregator="bayesagg", max_epochs=2, **bad).fit(
                 *multitask_data
             )
+
+
+# ------------------------------------------------- before fit: the prior (as GPR)
+def test_regressor_predicts_from_its_prior_before_fit():
+    # The prior of f(x) = phi(x)^T w, w ~ N(0, gamma I), phi the initial
+    # backbone's output with the bias input: mean 0, variance gamma ||phi||^2.
+    X = np.linspace(0, 1, 7)[:, None]
+    est = reg(gamma=0.5, n_targets=2)
+    mean, std = est.predict(X, return_std=True)
+    assert mean.shape == std.shape == (7, 2) and np.all(mean == 0)
+    module = est._prior_model(1).module
+    with torch.no_grad():
+        phi = with_bias(module(torch.as_tensor(X)))  # (T, m, D)
+    np.testing.assert_allclose(std**2, 0.5 * phi.square().sum(-1).T.numpy())
+    assert est.sample_y(X, 3).shape == (7, 2, 3)
+    assert reg().predict(X).shape == (7,)
+
+
+def test_regressor_n_targets_must_match_y(multitask_data):
+    with pytest.raises(ValueError, match="different from the parameter `n_targets`"):
+        reg(n_targets=3).fit(*multitask_data)
+    assert reg(n_targets=2, max_epochs=2).fit(*multitask_data).n_tasks_ == 2
+
+
+def test_an_integer_is_one_hidden_layer(multitask_data):
+    est = reg(hidden_layer_sizes=8, max_epochs=2).fit(*multitask_data)
+    assert est.net_.module_.backbone.out_features == 8
