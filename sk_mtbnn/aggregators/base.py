@@ -13,8 +13,8 @@ Two protocols, one per place where the tasks meet:
   the rule combines them into one gradient per sample, which the training
   step back-propagates through the backbone (BayesAgg-MTL).
 
-Convention of every rule: the update is the one for the **sum** of the task
-losses. When the tasks' gradients agree (are identical), every rule returns
+Convention of every rule (:ref:`alg-gradients`): the update is the one for
+the **sum** of the task losses. When the tasks' gradients agree (are identical), every rule returns
 their sum; with SGD all rules then take the same step. Aggregators know
 nothing of skorch, heads or estimators.
 """

@@ -25,7 +25,7 @@ def project_conflicting(jacobian: Tensor, order: list[list[int]] | None = None) 
 
     Examples
     --------
-    The reference values of ALGORITHMS.md §3:
+    The reference values of :ref:`alg-pcgrad`:
 
     >>> import torch
     >>> project_conflicting(torch.tensor([[1.0, 0.0], [-1.0, 1.0]]))

@@ -23,7 +23,9 @@ def missing_mask(column: np.ndarray, missing_label) -> np.ndarray:
     if is_na(missing_label):
         if column.dtype.kind == "f":
             return np.isnan(column)
-        return np.array([is_na(v) for v in column], dtype=bool)
+        if column.dtype == object:
+            return np.array([is_na(v) for v in column], dtype=bool)
+        return np.zeros(column.shape, dtype=bool)  # integers, strings, booleans
     if column.dtype != object:
         return np.asarray(column == missing_label, dtype=bool)
     return np.array([not is_na(v) and bool(v == missing_label) for v in column], dtype=bool)
@@ -58,13 +60,13 @@ def label_array(y) -> np.ndarray:
 def task_labels(column: np.ndarray, missing: np.ndarray, where: str, missing_label):
     """The labels of one task, with their own type, or a clear error."""
     labels = column[~missing]
+    if missing_mask(labels, np.nan).any():
+        raise ValueError(
+            f"{where} contains missing values (None, NaN or pd.NA), but "
+            f"missing_label={missing_label!r}: mark missing labels with missing_label, "
+            "or keep the default missing_label=np.nan."
+        )
     if labels.dtype == object:
-        if any(is_na(v) for v in labels):
-            raise ValueError(
-                f"{where} contains missing values (None, NaN or pd.NA), but "
-                f"missing_label={missing_label!r}: mark missing labels with missing_label, "
-                "or keep the default missing_label=np.nan."
-            )
         kinds = {"string" if isinstance(v, str) else "number" for v in labels}
         if len(kinds) > 1:
             raise ValueError(
@@ -74,10 +76,5 @@ def task_labels(column: np.ndarray, missing: np.ndarray, where: str, missing_lab
         labels = np.array(labels.tolist())  # the labels' own type (ints, floats, strings)
     if labels.ndim != 1:
         raise ValueError(f"Unknown label type in {where}: each label must be a scalar.")
-    if labels.dtype.kind == "f" and np.isnan(labels).any():
-        raise ValueError(
-            f"{where} contains NaN, but missing_label={missing_label!r}: mark missing labels "
-            "with missing_label, or keep the default missing_label=np.nan."
-        )
     check_classification_targets(labels)
     return labels

@@ -89,7 +89,7 @@ def softmax_curvature(h: Tensor, y: Tensor, weight: Tensor) -> tuple[Tensor, Ten
 
     ``GGN = sum_n J_n^T H_n J_n`` with ``J_n = I_C (x) [h_n, 1]^T`` and
     ``H_n = diag(p_n) - p_n p_n^T``; ``grad = sum_n J_n^T (p_n - onehot(y_n))``
-    (Eq. 11 of Achituve et al., 2024). Memory is ``O(B C^2 D)``, never ``O(B D^2)``.
+    (:ref:`alg-bayesagg-classification`). Memory is ``O(B C^2 D)``, never ``O(B D^2)``.
 
     Parameters
     ----------
@@ -118,7 +118,7 @@ def newton_step(
     """The posterior ``N(W - Lambda^-1 a, Lambda^-1)`` of one Newton step around ``W``.
 
     ``Lambda = GGN + Lambda_0`` and ``a = grad + Lambda_0 (W - mu_0)``
-    (Eq. 10 of Achituve et al., 2024); ``weight``, ``grad`` and ``prior_mean``
+    (Section 3.2 of Achituve et al., 2024); ``weight``, ``grad`` and ``prior_mean``
     are ``(k, P)`` (a batch of heads) or ``(P,)``.
     """
     w = weight.reshape(grad.shape)
@@ -368,7 +368,7 @@ class ClassificationHead(nn.Module):
         ``n_samples`` draws of every head's weights from ``posteriors`` (one
         per group, :meth:`posteriors`); the moments of binary heads are those
         of ``w (sigmoid(z) - y)``, of softmax heads of ``sum_c w_c (softmax_c -
-        onehot_c)`` (Eq. 12 of Achituve et al., 2024). Where a task has no
+        onehot_c)`` (Section 3.2 of Achituve et al., 2024). Where a task has no
         label the mean is 0 and the variance 1 (ignored by the aggregation).
         """
         labelled = ~torch.isnan(y)

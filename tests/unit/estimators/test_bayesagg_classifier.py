@@ -224,7 +224,7 @@ def test_na_labels_with_another_missing_label_are_a_clear_error():
     y = pd.array([0, 1, -1, pd.NA] * 5, dtype="Int64")
     with pytest.raises(ValueError, match=r"contains missing values .* missing_label=-1"):
         clf(missing_label=-1).fit(X, y)
-    with pytest.raises(ValueError, match=r"contains NaN, but missing_label=-1"):
+    with pytest.raises(ValueError, match=r"contains missing values .* missing_label=-1"):
         clf(missing_label=-1).fit(X, np.array([0.0, 1.0, -1.0, np.nan] * 5))
 
 
