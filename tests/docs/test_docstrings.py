@@ -16,6 +16,7 @@ MODULES = [
     "sk_mtbnn.datasets",
     "sk_mtbnn.search",
     "sk_mtbnn.explain",
+    "sk_mtbnn.distributed",
 ]
 
 
