@@ -179,6 +179,7 @@ class NetworkEstimatorMixin:
         Y = self._encode_targets(y, X)
         self.n_tasks_ = Y.shape[1]
         keep = ~np.all(np.isnan(Y), axis=1)  # rows without any label teach nothing
+        self._labelled_rows = keep
         X, Y = X[keep], Y[keep]
         if len(X) < 2:
             raise ValueError(

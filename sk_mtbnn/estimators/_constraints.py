@@ -34,6 +34,6 @@ NETWORK_CONSTRAINTS: dict = {
 
 #: Deep ensembles of the regressors.
 ENSEMBLE_CONSTRAINTS: dict = {
-    "n_estimators": [positive_int()],
+    "n_estimators": [StrOptions({"auto"}), positive_int()],
     "n_jobs": [None, Integral],
 }

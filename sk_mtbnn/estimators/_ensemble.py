@@ -38,10 +38,10 @@ class EnsembleMixin:
     attributes).
     """
 
-    def _fit_ensemble(self, X, y) -> None:
+    def _fit_ensemble(self, X, y, n_members: int) -> None:
         from ._regression import member_seeds
 
-        seeds = member_seeds(self.random_state, self.n_estimators)
+        seeds = member_seeds(self.random_state, n_members)
         members = [self._ensemble_member(int(s)) for s in seeds]
         parallel = Parallel(n_jobs=self.n_jobs, verbose=max(0, int(self.verbose) - 1))
         self.estimators_ = parallel(delayed(_fit_member)(m, X, y) for m in members)

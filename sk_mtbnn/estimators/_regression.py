@@ -39,10 +39,15 @@ class MultiTaskRegressorBase(
     """
 
     def _fit(self, X, y) -> None:
-        if self.n_estimators > 1:
-            self._fit_ensemble(X, y)
+        n_members = self._n_members(X, y)
+        if n_members > 1:
+            self._fit_ensemble(X, y, n_members)
         else:
             super()._fit(X, y)
+
+    def _n_members(self, X, y) -> int:
+        """``n_estimators``, with ``"auto"`` resolved by the estimator (default: 1)."""
+        return 1 if self.n_estimators == "auto" else self.n_estimators
 
     def _encode_targets(self, y, X) -> np.ndarray:
         return check_regression_targets(y, X, type(self).__name__)
@@ -102,9 +107,25 @@ class MultiTaskRegressorBase(
             stats = train + linear_stats(phi_valid, Yv)
         kl_weight = torch.as_tensor(self._kl_weight(data), dtype=torch.float64)
         head.condition_on(stats, kl_weight.to(module_device(module)))
+        self._subtract_known_noise(head)
         with torch.no_grad():
             for target, source in zip(self.net_.module_.head.parameters(), head.parameters()):
                 target.copy_(source.to(target.dtype))
+
+    def _subtract_known_noise(self, head) -> None:
+        """With a known noise variance ``alpha`` (a scalar), the head's noise is the rest.
+
+        The posterior was conditioned on the total noise chosen above; the
+        predictive noise excludes ``alpha``, as GaussianProcessRegressor's does.
+        """
+        alpha = getattr(self, "_alpha", 0.0)
+        if np.ndim(alpha) or not alpha or not hasattr(head, "log_noise_std"):
+            return
+        with torch.no_grad():
+            total = head.noise_var()
+            known = torch.as_tensor(alpha / self._y_scale**2, dtype=total.dtype)
+            rest = torch.clamp(total - known.to(total.device), min=1e-6 * total)
+            head.log_noise_std.copy_(0.5 * torch.log(rest))
 
     def _kl_weight(self, data: TrainingData) -> np.ndarray:
         return np.ones(self.n_tasks_)

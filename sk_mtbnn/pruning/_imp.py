@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import train_test_split
@@ -93,7 +94,7 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
     round is scored on a validation split (held out here, or given to
     ``fit``) and nothing else; per task the best round (or the last) is kept.
     Finally all tasks are retrained jointly, each through its own mask
-    (ALGORITHMS.md §5).
+    (docs/algorithms.rst, section "Iterative magnitude pruning with rewinding").
 
     The original research code never applied its masks, selected rounds on
     the test set and never rewound; here masks are applied in the forward
@@ -263,6 +264,10 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         base = clone(self.estimator)
         self._check_estimator(base)
+        if "n_estimators" in base.get_params():
+            base.set_params(n_estimators=1)  # one network is pruned
+        if "regime" in base.get_params():
+            base.set_params(regime="network")  # masks need mini-batch training
         if "random_state" in base.get_params() and base.random_state is None:
             base.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
         if y is None:
@@ -271,15 +276,20 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             )
         if (X_val is None) != (y_val is None):
             raise ValueError("Pass both X_val and y_val, or neither.")
+        if issparse(X) or issparse(X_val):
+            raise TypeError(
+                "Sparse data was passed for X, but dense data is required: convert it with "
+                "X.toarray()."
+            )
         X, X_val = _as_rows(X), _as_rows(X_val)
         if X_val is None:
-            n_rows = len(X)
+            n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
             if n_rows - math.ceil(self.validation_fraction * n_rows) < 2:
                 raise ValueError(
-                    f"IterativeMagnitudePruning holds out validation_fraction="
-                    f"{self.validation_fraction} of the {n_rows} rows to choose the pruning "
-                    "rounds, which leaves fewer than 2 to train on: pass more rows, or X_val "
-                    "and y_val."
+                    "IterativeMagnitudePruning holds out validation_fraction="
+                    f"{self.validation_fraction} of the n_samples={n_rows} rows to choose the "
+                    "pruning rounds, which leaves fewer than 2 to train on: pass more rows, or "
+                    "X_val and y_val."
                 )
             X_fit, X_sel, y_fit, y_sel = train_test_split(
                 X,
@@ -355,7 +365,7 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             )
         validate_params(base)
         params = base.get_params()
-        if params.get("n_estimators", 1) > 1:
+        if params.get("n_estimators", 1) not in (1, "auto"):
             raise ValueError(
                 "IterativeMagnitudePruning prunes one network: set n_estimators=1 on the "
                 "estimator (prune first, then ensemble the pruned model if needed)."
