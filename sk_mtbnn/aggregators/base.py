@@ -36,6 +36,16 @@ class Aggregator:
     :meth:`reset` is called once at the start of every fit with the number of
     labelled training points per task and a seeded generator; :meth:`end_epoch`
     after every epoch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mtbnn.aggregators import MeanAggregator
+    >>> agg = MeanAggregator()
+    >>> agg.reset([10, 5], torch.Generator().manual_seed(0))
+    >>> agg.end_epoch()
+    >>> agg.records_task_weights
+    False
     """
 
     #: Whether the rule records ``task_weights_`` (per epoch, one weight per task).
@@ -167,6 +177,17 @@ class GradientMoments(NamedTuple):
     label (its moments elsewhere are ignored); ``loss`` names the loss family,
     ``"regression"`` or ``"classification"``, for rules that treat them
     differently.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_mtbnn.aggregators import GradientMoments
+    >>> m = GradientMoments(
+    ...     torch.zeros(4, 2, 3), torch.ones(4, 2, 3), torch.ones(4, 2, dtype=torch.bool),
+    ...     "regression",
+    ... )
+    >>> m.mean.shape, m.loss
+    (torch.Size([4, 2, 3]), 'regression')
     """
 
     mean: Tensor

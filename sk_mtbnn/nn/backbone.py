@@ -1,6 +1,6 @@
 """Shared MLP backbone with per-task binary masks, and per-task branch layers.
 
-ALGORITHMS.md §2: for every task ``t`` and every backbone weight matrix (and,
+docs/algorithms.rst, alg-backbone: for every task ``t`` and every backbone weight matrix (and,
 optionally, bias) there is a binary mask ``M_t`` of the same shape, and task
 ``t``'s forward pass uses ``F.linear(x, M_t * W, M_t * b)``. Masks are buffers,
 so they are saved, loaded and pickled with the module. While every mask is all

@@ -1,7 +1,7 @@
 """Bayesian linear regression on network features, from sufficient statistics.
 
 Used to condition the VBLL heads on all training rows after training
-(ALGORITHMS.md §1), to choose their noise on held-out rows, and for the
+(docs/algorithms.rst, alg-vbll), to choose their noise on held-out rows, and for the
 regression posteriors of BayesAgg-MTL (§4). Statistics are accumulated over
 row chunks, so no ``(N, D)`` feature matrix is ever held for large data.
 All functions work on ``T`` tasks at once; features get a constant 1 appended.

@@ -10,7 +10,7 @@ Every class holds the covariances of ``T`` independent task heads, each over
 
 Parameter names say what they are (``log_std`` is a log standard deviation,
 ``cholesky_log_diag`` the log of the Cholesky diagonal), unlike the original
-research code, which used one name for three meanings (ALGORITHMS.md §1).
+research code, which used one name for three meanings (docs/algorithms.rst, alg-vbll).
 """
 
 from __future__ import annotations

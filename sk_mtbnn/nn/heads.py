@@ -1,7 +1,7 @@
 """Variational Bayesian last-layer (VBLL) regression heads, batched over tasks.
 
 Reference: Harrison, Willes & Snoek, "Variational Bayesian Last Layers",
-ICLR 2024; the formulas are those of ``ALGORITHMS.md`` §1.
+ICLR 2024; the formulas are those of docs/algorithms.rst, alg-vbll.
 
 A head holds ``T`` independent single-output task heads. Every head sees its
 features ``phi`` of shape ``(T, B, F)`` with a constant 1 appended, so the bias
@@ -219,7 +219,7 @@ class GaussianVBLLHead(_VBLLHead):
 
         The exact posterior (dense covariance), its mean-field optimum
         (diagonal), or the exact mean with the trained covariance (low rank):
-        the optimum of the VBLL objective for fixed features (ALGORITHMS.md §1).
+        the optimum of the VBLL objective for fixed features (docs/algorithms.rst, alg-vbll).
         """
         with torch.no_grad():
             prior = isotropic_prior(self.n_tasks, self.dim, self.prior_var, self.mean)

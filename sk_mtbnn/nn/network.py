@@ -5,7 +5,7 @@
     x[:, backbone columns] --> MaskedMLP (per-task masks) --> h_t
     concat(h_t, x[:, task t's own columns]) --> branch_t --> phi_t --> VBLL head_t
 
-ALGORITHMS.md §2. Everything is batched over the ``T`` tasks: ``phi`` has shape
+docs/algorithms.rst, alg-backbone. Everything is batched over the ``T`` tasks: ``phi`` has shape
 ``(T, B, F)``.
 """
 

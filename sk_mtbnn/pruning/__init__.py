@@ -1,4 +1,4 @@
-"""Iterative magnitude pruning of the shared backbone (ALGORITHMS.md §5)."""
+"""Iterative magnitude pruning of the shared backbone (docs/algorithms.rst, alg-pruning)."""
 
 from ._imp import IterativeMagnitudePruning, prune_masks
 from .plotting import plot_mask_overlap, plot_validation_scores

@@ -1,6 +1,6 @@
 """A VBLL head trained to convergence on frozen features is exact Bayesian linear regression.
 
-ALGORITHMS.md §1: with the noise fixed, minimising the per-sample negative
+docs/algorithms.rst, alg-vbll: with the noise fixed, minimising the per-sample negative
 ELBO over q = N(m, S) (dense S) gives
 S = (D / prior_scale I + Phi^T Phi / sigma^2)^-1 and m = S Phi^T y / sigma^2.
 """

@@ -19,7 +19,7 @@ from sk_mtbnn.aggregators import (
 
 
 def test_pcgrad_golden_values():
-    # ALGORITHMS.md §3: g_0 = [1, 0], g_1 = [-1, 1] -> [0.5, 1.5]. The
+    # docs/algorithms.rst, alg-gradients: g_0 = [1, 0], g_1 = [-1, 1] -> [0.5, 1.5]. The
     # original per-tensor, in-place, fixed-order code gave [-0.5, 1.5].
     g = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
     torch.testing.assert_close(project_conflicting(g), torch.tensor([0.5, 1.5]))

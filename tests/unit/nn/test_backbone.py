@@ -1,4 +1,4 @@
-"""Per-task masks are really applied (ALGORITHMS.md §2)."""
+"""Per-task masks are really applied (docs/algorithms.rst, alg-backbone)."""
 
 import pickle
 
