@@ -11,6 +11,7 @@ rescaling of the inputs or the targets.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -19,7 +20,7 @@ import torch
 from sklearn.pipeline import Pipeline
 
 from .._validation import check_fitted
-from ..estimators._torch_utils import PREDICT_CHUNK, inference_copy
+from ..estimators._torch_utils import PREDICT_CHUNK
 from ..nn.blr import with_bias
 
 
@@ -69,22 +70,59 @@ def as_inputs(estimator, transform, X) -> np.ndarray:
     return estimator._validate_X_predict(X)
 
 
+def members(estimator) -> list:
+    """The fitted networks behind ``estimator``: its ensemble members, or itself."""
+    return list(vars(estimator).get("estimators_", None) or [estimator])
+
+
 def standardised_inputs(estimator, X: np.ndarray) -> np.ndarray:
-    """Validated inputs in the standardised units the network sees."""
-    return (X - estimator._x_mean) / estimator._x_scale
+    """Validated inputs in the standardised units the network sees.
+
+    Ensemble members are fitted on the same rows, so they share one
+    standardisation.
+    """
+    net = members(estimator)[0]
+    return (X - net._x_mean) / net._x_scale
 
 
 def standardised_targets(estimator, Y: np.ndarray) -> np.ndarray:
     """Targets of shape ``(n, T)`` in the standardised units the network predicts."""
-    return (Y - estimator._y_mean) / estimator._y_scale
+    net = members(estimator)[0]
+    return (Y - net._y_mean) / net._y_scale
 
 
 def inference_module(estimator) -> torch.nn.Module:
     """A float64 copy of the fitted network in evaluation mode (safe to differentiate)."""
-    return inference_copy(estimator.net_.module_, estimator.device)
+    if len(members(estimator)) > 1:
+        raise ValueError(
+            "egl='all' differentiates one network, but the model is an ensemble "
+            "(n_estimators > 1): use egl='head' (closed form, averaged over the members), "
+            "or fit with n_estimators=1."
+        )
+    return copy.deepcopy(estimator._inference())
 
 
 def pool_scores(estimator, X: np.ndarray) -> PoolScores:
+    """Pool scores of a network, or of an ensemble's mixture.
+
+    For an ensemble the mean and the standard deviations are the mixture's
+    (law of total variance over the members), and the EGL is the members'
+    closed form averaged, with pseudo-labels drawn from the mixture's
+    predictive (each member's EGL rescaled by the mixture's std over its own).
+    """
+    nets = members(estimator)
+    if len(nets) == 1:
+        return _network_pool_scores(nets[0], X)
+    parts = [_network_pool_scores(net, X) for net in nets]
+    means = np.stack([p.mean for p in parts])
+    epistemic = np.mean([p.epistemic_std**2 for p in parts], axis=0) + means.var(0)
+    aleatoric = np.mean([p.total_std**2 - p.epistemic_std**2 for p in parts], axis=0)
+    total = np.sqrt(epistemic + aleatoric)
+    egl = np.mean([p.egl * total / p.total_std for p in parts], axis=0)
+    return PoolScores(means.mean(0), np.sqrt(epistemic), total, egl)
+
+
+def _network_pool_scores(estimator, X: np.ndarray) -> PoolScores:
     """Uncertainties and closed-form EGL of every row, in bounded memory (row chunks).
 
     The EGL of task ``t`` is the expected norm of the gradient, with respect
@@ -95,7 +133,7 @@ def pool_scores(estimator, X: np.ndarray) -> PoolScores:
     deviation (``docs/algorithms.rst``, cluster-based EGL, step 4). The KL
     term of the ELBO does not depend on ``x`` and is left out.
     """
-    module = inference_module(estimator)
+    module = estimator._inference()  # the fitted float64 copy, not differentiated here
     head = module.head
     with torch.no_grad():
         noise_var = head.noise_var()
