@@ -59,6 +59,19 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
     activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
         Activation of backbone and branches. Smooth activations give smooth,
         GP-like interpolants.
+    residual : bool, default=False
+        Residual backbone layers ``h + act(W h + b)`` (equal widths; the input
+        first passes a fixed random orthonormal projection). With
+        ``spectral_norm`` they make the representation distance preserving,
+        so the last layer's uncertainty grows away from the data (SNGP, Liu
+        et al. 2020; DUE, van Amersfoort et al. 2021).
+    spectral_norm : float or None, default=None
+        Soft spectral normalisation of every backbone weight,
+        ``W / max(1, sigma_max(W) / c)`` with ``c = spectral_norm``.
+    random_features : int or None, default=None
+        A final layer of that many fixed random Fourier features of the
+        representation (unit length scale), so that the heads approximate a
+        GP with an RBF kernel on it.
     task_inputs : dict or list, default=None
         Per task, the input columns that bypass the backbone and enter that
         task's branch (e.g. test conditions that only one property depends
@@ -252,6 +265,9 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         "normalize_y": ["boolean"],
         "n_targets": [None, positive_int()],
         "regime": [StrOptions({"auto", "evidence", "network"})],
+        "residual": ["boolean"],
+        "spectral_norm": [None, positive_float()],
+        "random_features": [None, positive_int()],
         "alpha": [positive_float(allow_zero=True), "array-like"],
     }
 
@@ -261,6 +277,9 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         *,
         branch_layer_sizes=(),
         activation="silu",
+        residual=False,
+        spectral_norm=None,
+        random_features=None,
         task_inputs=None,
         head="gaussian",
         covariance="dense",
@@ -291,6 +310,9 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.branch_layer_sizes = branch_layer_sizes
         self.activation = activation
+        self.residual = residual
+        self.spectral_norm = spectral_norm
+        self.random_features = random_features
         self.task_inputs = task_inputs
         self.head = head
         self.covariance = covariance
@@ -369,6 +391,8 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
 
         if self.head != "gaussian" or self.covariance != "dense" or self.reg_weight != "auto":
             return "it needs head='gaussian', covariance='dense' and reg_weight='auto'"
+        if self.residual or self.spectral_norm or self.random_features:
+            return "residual, spectral_norm and random_features are trained by mini-batches"
         try:
             check_random_feature_network(module)
         except ValueError as error:
@@ -403,6 +427,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             and len(sizes) >= 2
             and self.activation != "tanh"
             and not layer_sizes(self.branch_layer_sizes)
+            and not (self.residual or self.spectral_norm or self.random_features)
             and self.head == "gaussian"
             and self.covariance == "dense"
             and self.reg_weight == "auto"
@@ -528,6 +553,11 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             branch_layer_sizes=layer_sizes(self.branch_layer_sizes),
             activation=self.activation,
             task_columns=task_columns,
+            backbone_kwargs={
+                "residual": self.residual,
+                "spectral_norm": self.spectral_norm,
+                "random_features": self.random_features,
+            },
             head=self.head,
             head_kwargs={
                 "covariance": self.covariance,
