@@ -31,6 +31,8 @@ from ._torch_utils import inference_copy
 
 #: Most labelled rows for which ``regime="auto"`` fits by evidence.
 EVIDENCE_MAX_ROWS = 1000
+#: Fewest labels of a task for its evidence alone to set its prior and noise.
+MIN_EVIDENCE_LABELS = 10
 #: Members of ``n_estimators="auto"`` in the evidence regime.
 AUTO_EVIDENCE_MEMBERS = 5
 
@@ -442,6 +444,27 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             return float(alpha / self._y_scale[0] ** 2)  # the fast, statistics-based path
         return np.broadcast_to(alpha / self._y_scale**2, (n_rows, self.n_tasks_))
 
+    @staticmethod
+    def _borrow_hyperparameters(fit, n_labels: np.ndarray) -> dict:
+        """Tasks with few labels take no smaller prior or noise than the well-labelled ones.
+
+        Type-II maximum likelihood on a handful of labels tends to explain them
+        with a tiny noise and prior variance, which gives over-confident bands.
+        A task with fewer than :data:`MIN_EVIDENCE_LABELS` labels therefore has
+        its (standardised) prior variance raised to the largest, and its noise
+        variance to the median, of the tasks with enough labels -- the scale a
+        related task's data supports. Without such tasks nothing changes.
+        """
+        few = n_labels < MIN_EVIDENCE_LABELS
+        if not few.any() or few.all():
+            return {}
+        prior, noise = fit.prior_var.clone(), fit.noise_var.clone()
+        rich = torch.as_tensor(~few)
+        poor = torch.as_tensor(few)
+        prior[poor] = torch.clamp(prior[poor], min=float(prior[rich].max()))
+        noise[poor] = torch.clamp(noise[poor], min=float(noise[rich].median()))
+        return {"prior_var": prior, "noise_var": noise}
+
     def _fit_by_evidence(self, module, data: TrainingData) -> None:
         """Features and head chosen by evidence, on all labelled rows (no split)."""
         from .._training.full_batch import condition_head, fit_small_data
@@ -466,6 +489,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         self._inference_module = inference_copy(module, self.device)
         x = torch.as_tensor(data.X, dtype=torch.float64)
         Y = torch.as_tensor(data.Y, dtype=torch.float64)
+        fit = fit._replace(**self._borrow_hyperparameters(fit, (~np.isnan(data.Y)).sum(0)))
         phi = features64(self._inference_module, x)
         alpha_t = torch.as_tensor(np.asarray(alpha), dtype=torch.float64)
         condition_head(self._inference_module.head, phi, Y, fit.prior_var, fit.noise_var, alpha_t)
