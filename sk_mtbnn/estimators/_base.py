@@ -127,7 +127,7 @@ class NetworkEstimatorMixin:
     _supports_task_masks = True
 
     # ------------------------------------------------------------ skeleton
-    def fit(self, X, y):
+    def fit(self, X, y, **fit_params):
         """Fit the network to ``X`` and ``y``.
 
         Parameters
@@ -137,6 +137,9 @@ class NetworkEstimatorMixin:
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets, one column per task; missing labels are ignored in that
             task's loss.
+        **fit_params : dict
+            Estimator-specific data, e.g. ``task_features`` of
+            :class:`~sk_mtbnn.SparseMultiTaskBNNRegressor`.
 
         Returns
         -------
@@ -147,12 +150,14 @@ class NetworkEstimatorMixin:
         check_device(self.device)
         work = self._blank_copy()
         before = set(vars(work))
-        work._fit(X, y)
+        work._fit(X, y, **fit_params)
         self._adopt(work, set(vars(work)) - before)
         return self
 
-    def _fit(self, X, y) -> None:
+    def _fit(self, X, y, **fit_params) -> None:
         """Prepare the data, build the network under the fit's seed, train it."""
+        if fit_params:
+            raise TypeError(f"fit() got unexpected arguments {sorted(fit_params)}.")
         data = self._prepare(X, y)
         with seeded(data.seed):
             module = self._build_module(data)

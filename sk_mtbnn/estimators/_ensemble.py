@@ -25,8 +25,8 @@ import torch
 from joblib import Parallel, delayed
 
 
-def _fit_member(member, X, y):
-    return member.fit(X, y)
+def _fit_member(member, X, y, fit_params):
+    return member.fit(X, y, **fit_params)
 
 
 class EnsembleMixin:
@@ -44,7 +44,8 @@ class EnsembleMixin:
         seeds = member_seeds(self.random_state, n_members)
         members = [self._ensemble_member(int(s)) for s in seeds]
         parallel = Parallel(n_jobs=self.n_jobs, verbose=max(0, int(self.verbose) - 1))
-        self.estimators_ = parallel(delayed(_fit_member)(m, X, y) for m in members)
+        fit_params = self._member_fit_params()
+        self.estimators_ = parallel(delayed(_fit_member)(m, X, y, fit_params) for m in members)
         self._adopt_members(X, self.estimators_)
 
     @property

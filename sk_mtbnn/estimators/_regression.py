@@ -38,7 +38,8 @@ class MultiTaskRegressorBase(
     (:class:`~sk_mtbnn.estimators._ensemble.EnsembleMixin`).
     """
 
-    def _fit(self, X, y) -> None:
+    def _fit(self, X, y, task_features=None) -> None:
+        self._task_features_input = task_features
         n_members = self._n_members(X, y)
         if n_members > 1:
             self._fit_ensemble(X, y, n_members)
@@ -106,11 +107,34 @@ class MultiTaskRegressorBase(
                     head.log_noise_std.copy_(0.5 * torch.log(noise_var))
             stats = train + linear_stats(phi_valid, Yv)
         kl_weight = torch.as_tensor(self._kl_weight(data), dtype=torch.float64)
-        head.condition_on(stats, kl_weight.to(module_device(module)))
+        kl_weight = kl_weight.to(module_device(module))
+        head.condition_on(stats, kl_weight, prior=self._task_prior(head, stats, kl_weight))
         self._subtract_known_noise(head)
         with torch.no_grad():
             for target, source in zip(self.net_.module_.head.parameters(), head.parameters()):
                 target.copy_(source.to(target.dtype))
+
+    def _task_prior(self, head, stats, kl_weight):
+        """The head prior relating the tasks (``head_prior``), fitted by empirical Bayes.
+
+        Each task's likelihood of its head weights given the final features
+        is fitted by the prior's EM; the prior it hands each head is then
+        conditioned on. Sets ``task_similarity_``. None keeps the head's own
+        isotropic prior.
+        """
+        name = getattr(self, "head_prior", None)
+        if name is None:
+            return None
+        from ..nn.task_priors import TaskLikelihood, make_task_prior
+
+        options = {"prior_var": head.prior_var}
+        if name == "gating":
+            options["task_features"] = self._task_features
+        likelihood = TaskLikelihood.from_stats(stats, head._conditioning_noise_var(), kl_weight)
+        prior = make_task_prior(name, **options).fit(likelihood)
+        self.task_similarity_ = np.asarray(prior.task_similarity_.detach().cpu().numpy())
+        mean, precision = prior.prior()
+        return mean.to(stats.gram), precision.to(stats.gram)
 
     def _subtract_known_noise(self, head) -> None:
         """With a known noise variance ``alpha`` (a scalar), the head's noise is the rest.
@@ -196,6 +220,10 @@ class MultiTaskRegressorBase(
         epistemic = self._moments(X)[1]
         self._check_finite(epistemic)
         return np.mean(np.sqrt(epistemic) / self._epistemic_reference, axis=1)
+
+    def _member_fit_params(self) -> dict:
+        features = self._task_features_input
+        return {} if features is None else {"task_features": features}
 
     def _ensemble_member(self, seed: int):
         return clone(self).set_params(n_estimators=1, n_jobs=None, random_state=seed)

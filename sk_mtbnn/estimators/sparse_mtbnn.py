@@ -23,6 +23,7 @@ from ..aggregators.bayesagg import BayesAgg, check_bayesagg
 from ..nn.blr import linear_stats
 from ..nn.covariance import COVARIANCES
 from ..nn.network import MultiTaskNetwork
+from ..nn.task_priors import TASK_PRIORS
 from ._base import TrainingData, layer_sizes, seeded
 from ._constraints import ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._prior import PriorModel
@@ -98,6 +99,19 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         Weight of each head's KL and noise-prior term per training point.
         ``"auto"`` is ``1 / N_t`` for a task with ``N_t`` labels, which makes the
         loss the per-sample negative ELBO.
+    head_prior : {"clustering", "gating", "hierarchical", "gumbel_softmax", \
+            "group_sparsity"} or None, default=None
+        A prior over the task heads that relates the tasks (seed 004;
+        docs/algorithms.rst, section on task-relatedness priors), fitted by
+        empirical Bayes on the final features when the heads are conditioned
+        after training (``regime="network"``): a mixture of Gaussians with
+        responsibilities (task clustering, Bakker & Heskes 2003), its gating by
+        task features (``fit(..., task_features=F)``, ``F`` of shape
+        ``(n_tasks, k)``), a shared-mean hierarchical prior, each task's prior a
+        mixture of the other tasks' posteriors (Gumbel-Softmax relatedness, Shen
+        et al. 2021), or a group-sparsity Gaussian scale mixture with a
+        generalised-inverse-Gaussian hyperprior (Archambeau et al. 2011). The
+        fitted relatedness is ``task_similarity_``. None: independent heads.
     aggregator : str or object, default="mean"
         How task gradients on the shared backbone are combined: ``"mean"``
         (linear scalarisation), ``"pcgrad"``, ``"task_sampling"`` (one task
@@ -197,6 +211,10 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         layer ``l`` for task ``t``.
     noise_std_ : ndarray of shape (n_tasks,)
         Fitted observation-noise standard deviation per task, units of y.
+    task_similarity_ : ndarray of shape (n_tasks, n_tasks)
+        With ``head_prior``: the fitted relatedness of the tasks (1 on the
+        diagonal for the clustering priors; see
+        :func:`sk_mtbnn.plotting.plot_task_similarity`).
     regime_ : {"evidence", "network"}
         The regime used (see ``regime``).
     log_marginal_likelihood_value_ : float
@@ -270,6 +288,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         "residual": ["boolean"],
         "spectral_norm": [None, positive_float()],
         "random_features": [None, positive_int()],
+        "head_prior": [None, StrOptions(set(TASK_PRIORS))],
         "alpha": [positive_float(allow_zero=True), "array-like"],
     }
 
@@ -290,6 +309,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         wishart_scale=1e-2,
         wishart_dof=1.0,
         reg_weight="auto",
+        head_prior=None,
         aggregator="mean",
         n_estimators="auto",
         regime="auto",
@@ -323,6 +343,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         self.wishart_scale = wishart_scale
         self.wishart_dof = wishart_dof
         self.reg_weight = reg_weight
+        self.head_prior = head_prior
         self.aggregator = aggregator
         self.n_estimators = n_estimators
         self.regime = regime
@@ -351,7 +372,27 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             )
         self._task_columns = self._resolve_task_inputs(X.shape[1])
         resolve_aggregator(self.aggregator)  # a clear error for an unknown one
+        self._task_features = self._check_task_features()
         self._alpha = self._check_alpha()
+
+    def _check_task_features(self):
+        features = self._task_features_input
+        if self.head_prior != "gating":
+            if features is not None:
+                raise ValueError("task_features is used by head_prior='gating' only.")
+            return None
+        if features is None:
+            raise ValueError(
+                "head_prior='gating' needs task features: fit(X, y, task_features=F) with F "
+                f"of shape ({self.n_tasks_}, n_task_features)."
+            )
+        features = check_array(features, dtype=np.float64, input_name="task_features")
+        if features.shape[0] != self.n_tasks_:
+            raise ValueError(
+                f"task_features has {features.shape[0]} rows but y has {self.n_tasks_} tasks: "
+                "give one row of features per task."
+            )
+        return torch.as_tensor(features)
 
     def _check_alpha(self) -> np.ndarray | float:
         """``alpha`` as a float or an ``(n_labelled_rows, T)`` array, units of y squared."""
@@ -395,6 +436,8 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             return "it needs head='gaussian', covariance='dense' and reg_weight='auto'"
         if self.residual or self.spectral_norm or self.random_features:
             return "residual, spectral_norm and random_features are trained by mini-batches"
+        if self.head_prior is not None:
+            return "head_prior conditions the heads of a mini-batch-trained network"
         try:
             check_random_feature_network(module)
         except ValueError as error:
@@ -430,6 +473,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             and self.activation != "tanh"
             and not layer_sizes(self.branch_layer_sizes)
             and not (self.residual or self.spectral_norm or self.random_features)
+            and self.head_prior is None
             and self.head == "gaussian"
             and self.covariance == "dense"
             and self.reg_weight == "auto"

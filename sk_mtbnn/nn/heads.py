@@ -214,15 +214,19 @@ class GaussianVBLLHead(_VBLLHead):
         eps = torch.randn(f.shape, generator=generator, dtype=f.dtype, device=f.device)
         return f + eps * self._noise_at(phi).sqrt()
 
-    def condition_on(self, stats: LinearStats, kl_weight: Tensor | float = 1.0) -> None:
+    def condition_on(self, stats: LinearStats, kl_weight: Tensor | float = 1.0, prior=None) -> None:
         """Set q(w) to its optimum given the features' statistics and the noise.
 
         The exact posterior (dense covariance), its mean-field optimum
         (diagonal), or the exact mean with the trained covariance (low rank):
         the optimum of the VBLL objective for fixed features (docs/algorithms.rst, alg-vbll).
+        ``prior`` is ``(mean (T, D), precision (T, D, D))``, for a prior that
+        relates the tasks (:mod:`sk_mtbnn.nn.task_priors`); None is the
+        isotropic prior of the head.
         """
         with torch.no_grad():
-            prior = isotropic_prior(self.n_tasks, self.dim, self.prior_var, self.mean)
+            if prior is None:
+                prior = isotropic_prior(self.n_tasks, self.dim, self.prior_var, self.mean)
             mean, precision = posterior(stats, self._conditioning_noise_var(), *prior, kl_weight)
             self.mean.copy_(mean)
             self.covariance.set_from_precision(precision)
