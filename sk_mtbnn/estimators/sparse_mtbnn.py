@@ -412,7 +412,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
             raise ValueError("alpha holds noise variances: every entry must be >= 0.")
         if self.regime == "network":
             raise ValueError("An array alpha needs regime='auto' or 'evidence'.")
-        return np.broadcast_to(alpha, (len(rows), self.n_tasks_))[rows]
+        return np.array(np.broadcast_to(alpha, (len(rows), self.n_tasks_))[rows])
 
     # ---------------------------------------------------- the evidence regime
     def _train(self, module, data: TrainingData, max_epochs=None) -> None:
@@ -486,7 +486,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         alpha = self._alpha
         if np.ndim(alpha) == 0 and (alpha == 0 or self.n_tasks_ == 1):
             return float(alpha / self._y_scale[0] ** 2)  # the fast, statistics-based path
-        return np.broadcast_to(alpha / self._y_scale**2, (n_rows, self.n_tasks_))
+        return np.array(np.broadcast_to(alpha / self._y_scale**2, (n_rows, self.n_tasks_)))
 
     @staticmethod
     def _borrow_hyperparameters(fit, n_labels: np.ndarray) -> dict:
@@ -539,6 +539,8 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         condition_head(self._inference_module.head, phi, Y, fit.prior_var, fit.noise_var, alpha_t)
         self._sync_inference_stamp()
         self.noise_std_ = np.sqrt(fit.noise_var.double().numpy()) * self._y_scale
+        # Evidence-chosen prior variance of every head weight, standardised units.
+        self._evidence_prior_var = fit.prior_var.double().numpy()
         labels = (~np.isnan(data.Y)).sum(0)
         if alpha_t.ndim == 0:
             lml = log_marginal_likelihood(

@@ -1,0 +1,66 @@
+"""GaussianProcessRegressor's alpha: known noise variance of the training targets."""
+
+import numpy as np
+import pytest
+import torch
+
+from sk_mtbnn import SparseMultiTaskBNNRegressor
+from sk_mtbnn._training.random_features import features64
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(40, 1))
+    known_std = 0.05 + 0.3 * rng.rand(40)  # measurement errors the experimenter knows
+    y = np.sin(2 * X[:, 0]) + known_std * rng.randn(40)
+    return X, y, known_std**2
+
+
+def test_head_is_exact_bayesian_linear_regression_with_known_noise(noisy):
+    X, y, alpha = noisy
+    est = SparseMultiTaskBNNRegressor(alpha=alpha, n_estimators=1, random_state=0).fit(X, y)
+    assert est.regime_ == "evidence"
+    module = est._inference_module
+    z = torch.as_tensor((X - est._x_mean) / est._x_scale)
+    phi = features64(module, z)[0].numpy()
+    Phi = np.column_stack([phi, np.ones(len(phi))])  # the head's bias input
+    t = (y - est._y_mean[0]) / est._y_scale[0]
+    noise = (est.noise_std_[0] / est._y_scale[0]) ** 2 + alpha / est._y_scale[0] ** 2
+    # Exact posterior with per-row noise (numpy, independent of the package):
+    # A = I / v + Phi^T W Phi, m = A^-1 Phi^T W t, W = diag(1 / (s2 + alpha_n)).
+    W = 1.0 / noise
+    A = np.eye(Phi.shape[1]) / est._evidence_prior_var[0] + Phi.T @ (W[:, None] * Phi)
+    m = np.linalg.solve(A, Phi.T @ (W * t))
+    mean, std = est.predict(X, return_std=True)
+    # float64 throughout, but A is ill-conditioned (random features): 1e-6.
+    np.testing.assert_allclose((mean - est._y_mean[0]) / est._y_scale[0], Phi @ m, atol=1e-6)
+    assert np.all(np.isfinite(std))
+    epistemic = np.einsum("nd,de,ne->n", Phi, np.linalg.inv(A), Phi)
+    np.testing.assert_allclose(
+        est.decompose_uncertainty(X)[0] / est._y_scale[0] ** 2, epistemic, rtol=1e-5
+    )
+
+
+def test_known_noise_is_not_double_counted(noisy):
+    X, y, alpha = noisy
+    without = SparseMultiTaskBNNRegressor(n_estimators=1, random_state=0).fit(X, y)
+    known = SparseMultiTaskBNNRegressor(alpha=alpha, n_estimators=1, random_state=0).fit(X, y)
+    # The fitted noise models only what alpha does not explain.
+    assert known.noise_std_[0] < without.noise_std_[0]
+
+
+@pytest.mark.parametrize(
+    ("alpha", "match"),
+    [(np.ones(7), "one entry per row"), (-np.ones(40), ">= 0"), (np.ones((40, 3)), "shape")],
+)
+def test_bad_alpha_is_refused(noisy, alpha, match):
+    X, y, _ = noisy
+    with pytest.raises(ValueError, match=match):
+        SparseMultiTaskBNNRegressor(alpha=alpha).fit(X, y)
+
+
+def test_an_array_alpha_needs_the_evidence_regime(noisy):
+    X, y, alpha = noisy
+    with pytest.raises(ValueError, match="needs regime"):
+        SparseMultiTaskBNNRegressor(alpha=alpha, regime="network").fit(X, y)
