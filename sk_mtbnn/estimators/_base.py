@@ -125,6 +125,10 @@ class NetworkEstimatorMixin:
     #: Whether each task may have its own backbone masks (pruning). False for
     #: estimators that train one representation shared by every task.
     _supports_task_masks = True
+    #: Fewest labelled rows a fit accepts.
+    _min_labelled_rows = 2
+    #: Below this many labelled rows no validation rows are held out.
+    _min_rows_to_split = 5
 
     # ------------------------------------------------------------ skeleton
     def fit(self, X, y, **fit_params):
@@ -180,16 +184,18 @@ class NetworkEstimatorMixin:
 
     def _prepare(self, X, y) -> TrainingData:
         """Validate and standardise the data, split off validation rows."""
-        X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
+        X = validate_data(
+            self, X, reset=True, dtype=np.float64, ensure_min_samples=self._min_labelled_rows
+        )
         Y = self._encode_targets(y, X)
         self.n_tasks_ = Y.shape[1]
         keep = ~np.all(np.isnan(Y), axis=1)  # rows without any label teach nothing
         self._labelled_rows = keep
         X, Y = X[keep], Y[keep]
-        if len(X) < 2:
+        if len(X) < self._min_labelled_rows:
             raise ValueError(
                 f"Only {len(X)} row(s) of y carry a label (the others are all NaN); at least "
-                "2 labelled rows are needed."
+                f"{self._min_labelled_rows} labelled rows are needed."
             )
         self._check_param_combinations(X)
         seed = self._draw_seed()
@@ -249,7 +255,7 @@ class NetworkEstimatorMixin:
     def _split(self, X, Y, seed: int, stratify=None):
         """Training rows and held-out rows (or None) for early stopping."""
         fraction = self.validation_fraction
-        if fraction is None:
+        if fraction is None or len(X) < self._min_rows_to_split:
             return (X, Y), None
         n_valid = math.ceil(fraction * len(X))
         if n_valid >= len(X):

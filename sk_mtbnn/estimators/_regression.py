@@ -229,7 +229,9 @@ class MultiTaskRegressorBase(
         return clone(self).set_params(n_estimators=1, n_jobs=None, random_state=seed)
 
     def _adopt_members(self, X, members) -> None:
-        X = validate_data(self, X, reset=True, dtype=np.float64, ensure_min_samples=2)
+        X = validate_data(
+            self, X, reset=True, dtype=np.float64, ensure_min_samples=self._min_labelled_rows
+        )
         self.n_tasks_ = members[0].n_tasks_
         self.noise_std_ = np.sqrt(np.mean([m.noise_std_**2 for m in members], axis=0))
         self._set_epistemic_reference(X)

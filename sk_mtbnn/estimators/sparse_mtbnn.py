@@ -267,6 +267,8 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
     (5, 2, 3)
     """
 
+    #: As GaussianProcessRegressor, one labelled row is enough (the prior plus one observation).
+    _min_labelled_rows = 1
     _parameter_constraints: ClassVar[dict] = {
         **NETWORK_CONSTRAINTS,
         **ENSEMBLE_CONSTRAINTS,

@@ -168,7 +168,7 @@ def test_fits_when_no_row_carries_every_task():
             ValueError,
             r"task 1 has no label",
         ),
-        ([[0.0, 1.0]], [1.0], ValueError, "minimum of 2 is required"),
+        ([[0.0, 1.0]], [[1.0, np.nan]], ValueError, "task 1 has no label"),
         ([[0.0], [1.0], [2.0]], ["a", "b", "c"], ValueError, "needs numeric targets"),
         ([[0.0], [1.0], [2.0]], [1.0, 2.0], ValueError, "inconsistent numbers of samples"),
         ([[0.0], [1.0], [2.0]], None, ValueError, "requires y to be passed"),
@@ -355,9 +355,13 @@ def test_masks_attribute_structure(multitask_data):
     assert all(w.all() and b.all() for task in masks for w, b in task)
 
 
-def test_unlabelled_single_row_is_refused():
-    with pytest.raises(ValueError, match="at least 2 labelled rows"):
-        make().fit(np.zeros((3, 1)), [1.0, np.nan, np.nan])
+def test_one_labelled_row_is_enough_as_for_a_gp():
+    # GaussianProcessRegressor fits a single sample; so does the regressor
+    # (its noise cannot be identified from one label: unit-scale bands).
+    for X, y in [(np.zeros((3, 1)), [1.0, np.nan, np.nan]), (np.ones((1, 2)), [2.0])]:
+        est = make().fit(X, y)
+        mean, std = est.predict(np.linspace(-1, 1, 5)[:, None].repeat(np.shape(X)[1], 1), True)
+        assert np.allclose(mean, y[0]) and np.all(np.isfinite(std)) and np.all(std > 0)
 
 
 def test_divergence_is_reported_clearly(multitask_data):
