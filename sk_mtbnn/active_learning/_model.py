@@ -135,18 +135,18 @@ def _network_pool_scores(estimator, X: np.ndarray) -> PoolScores:
     """
     module = estimator._inference()  # the fitted float64 copy, not differentiated here
     head = module.head
-    with torch.no_grad():
-        noise_var = head.noise_var()
+    device = next(module.parameters()).device
     Z = standardised_inputs(estimator, X)
     out = [np.empty((len(Z), estimator.n_tasks_)) for _ in range(4)]
     with torch.no_grad():
         for start in range(0, len(Z), PREDICT_CHUNK):
-            x = torch.as_tensor(Z[start : start + PREDICT_CHUNK], device=noise_var.device)
+            x = torch.as_tensor(Z[start : start + PREDICT_CHUNK], device=device)
             phi = module(x)
             pred = head.predict(phi)
             total = torch.sqrt(pred.epistemic + pred.aleatoric)
             phi_norm = with_bias(phi).norm(dim=-1)
-            egl = total * math.sqrt(2 / math.pi) * phi_norm / noise_var.unsqueeze(-1)
+            # The noise at each point (constant for the homoscedastic heads).
+            egl = total * math.sqrt(2 / math.pi) * phi_norm / pred.aleatoric
             parts = (pred.mean, pred.epistemic.sqrt(), total, egl)
             for dest, part in zip(out, parts):
                 dest[start : start + len(x)] = part.T.cpu().numpy()

@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from .._validation import check_regression_targets
-from ..nn.blr import LinearStats, heldout_noise_var, linear_stats
+from ..nn.blr import LinearStats, heldout_noise_var
 from ._base import NetworkEstimatorMixin, TrainingData, column_scale
 from ._ensemble import EnsembleMixin
 from ._gp_api import GPLikeRegressorMixin
@@ -67,10 +67,20 @@ class MultiTaskRegressorBase(
             self._refine_head(data)
             self._sync_inference_stamp()
         self._set_epistemic_reference(data.X * self._x_scale + self._x_mean)
-        head = self._inference_module.head
-        with torch.no_grad():
-            self.noise_std_ = np.sqrt(head.noise_var().cpu().numpy()) * self._y_scale
+        self.noise_std_ = np.sqrt(self._mean_noise_var(data.X)) * self._y_scale
         self.elbo_ = self._training_elbo(data.X, data.Y)
+
+    def _mean_noise_var(self, Xs: np.ndarray) -> np.ndarray:
+        """The noise variance per task (averaged over the rows if it depends on the input)."""
+        module = self._inference_module
+        with torch.no_grad():
+            if not getattr(module.head, "input_dependent_noise", False):
+                return module.head.noise_var().cpu().numpy()
+            total = 0.0
+            for (x,) in iter_chunks(Xs):
+                phi = module(x.to(module_device(module)))
+                total = total + module.head.noise_var(phi).sum(-1).cpu().numpy()
+        return total / len(Xs)
 
     def _refines_head(self) -> bool:
         return True
@@ -105,10 +115,11 @@ class MultiTaskRegressorBase(
                 )
                 with torch.no_grad():
                     head.log_noise_std.copy_(0.5 * torch.log(noise_var))
-            stats = train + linear_stats(phi_valid, Yv)
+            stats = train + head.statistics(phi_valid, Yv)
         kl_weight = torch.as_tensor(self._kl_weight(data), dtype=torch.float64)
         kl_weight = kl_weight.to(module_device(module))
-        head.condition_on(stats, kl_weight, prior=self._task_prior(head, stats, kl_weight))
+        prior = self._task_prior(head, stats, kl_weight)
+        head.condition_on(stats, kl_weight, **({} if prior is None else {"prior": prior}))
         self._subtract_known_noise(head)
         with torch.no_grad():
             for target, source in zip(self.net_.module_.head.parameters(), head.parameters()):
@@ -254,6 +265,6 @@ def head_statistics(module, X: np.ndarray, Y: np.ndarray) -> LinearStats:
     device = module_device(module)
     with torch.no_grad():
         for x, y in iter_chunks(X, Y):
-            part = linear_stats(module(x.to(device)), y.to(device))
+            part = module.head.statistics(module(x.to(device)), y.to(device))
             stats = part if stats is None else stats + part
     return stats

@@ -22,6 +22,7 @@ from ..aggregators import resolve_aggregator
 from ..aggregators.bayesagg import BayesAgg, check_bayesagg
 from ..nn.blr import linear_stats
 from ..nn.covariance import COVARIANCES
+from ..nn.heads import HEADS
 from ..nn.network import MultiTaskNetwork
 from ..nn.task_priors import TASK_PRIORS
 from ._base import TrainingData, layer_sizes, seeded
@@ -80,9 +81,13 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         task's branch (e.g. test conditions that only one property depends
         on). A dict ``{task: columns}`` or a list of one column list per task;
         columns are integer positions, or names when ``X`` is a DataFrame.
-    head : {"gaussian", "student_t"}, default="gaussian"
+    head : {"gaussian", "student_t", "heteroscedastic"}, default="gaussian"
         Observation model of the VBLL heads. ``"student_t"`` (Normal-Gamma
-        noise, Student-t predictive) for heavy-tailed targets.
+        noise, Student-t predictive) for heavy-tailed targets;
+        ``"heteroscedastic"``: a Gaussian whose noise variance the network
+        predicts per input and task (``log sigma_t(x)`` linear in the head
+        features, with a floor), for targets whose noise varies; its noise is
+        then the average over the training inputs in ``noise_std_``.
     covariance : {"dense", "diagonal", "lowrank"}, default="dense"
         Parameterisation of each head's weight covariance.
     covariance_rank : int, default=2
@@ -274,8 +279,7 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         **ENSEMBLE_CONSTRAINTS,
         "branch_layer_sizes": [LayerSizes()],
         "task_inputs": [None, dict, list, tuple],
-        # The heteroscedastic head of sk_mtbnn.nn is not wired into the estimator yet.
-        "head": [StrOptions({"gaussian", "student_t"})],
+        "head": [StrOptions(set(HEADS))],
         "covariance": [StrOptions(set(COVARIANCES))],
         "covariance_rank": [positive_int()],
         "prior_scale": [positive_float()],
@@ -375,6 +379,11 @@ class SparseMultiTaskBNNRegressor(MultiTaskRegressorBase):
         self._task_columns = self._resolve_task_inputs(X.shape[1])
         resolve_aggregator(self.aggregator)  # a clear error for an unknown one
         self._task_features = self._check_task_features()
+        if self.head_prior is not None and self.head == "student_t":
+            raise ValueError(
+                "head_prior relates Gaussian heads: use head='gaussian' (or 'heteroscedastic') "
+                "with a head_prior, or head_prior=None with head='student_t'."
+            )
         self._alpha = self._check_alpha()
 
     def _check_task_features(self):

@@ -77,6 +77,9 @@ class HeteroscedasticVBLLHead(GaussianVBLLHead):
     >>> head.condition_on(head.statistics(phi, y))
     """
 
+    #: The noise variance depends on the input: ``noise_var(phi)``.
+    input_dependent_noise = True
+
     def __init__(
         self,
         n_tasks: int,
