@@ -172,11 +172,16 @@ class JacobianAggregator(GradientAggregator):
 class GradientMoments(NamedTuple):
     """Per-sample moments of each task's gradient with respect to ``h``.
 
-    ``mean`` and ``var`` have shape ``(B, T, H)`` (the diagonal of the
-    covariance); ``labelled`` ``(B, T)`` marks the samples where a task has a
-    label (its moments elsewhere are ignored); ``loss`` names the loss family,
-    ``"regression"`` or ``"classification"``, for rules that treat them
-    differently.
+    Parameters
+    ----------
+    mean : Tensor of shape (B, T, H)
+        Expected gradient of each sample and task.
+    var : Tensor of shape (B, T, H)
+        Its variance (the diagonal of the covariance).
+    labelled : Tensor of shape (B, T)
+        Where a task has a label (its moments elsewhere are ignored).
+    loss : {"regression", "classification"}
+        The loss family, for rules that treat them differently.
 
     Examples
     --------
