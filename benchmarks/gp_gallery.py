@@ -354,7 +354,9 @@ def scaling_default(X, y):
     from sk_mtbnn import SparseMultiTaskBNNRegressor
 
     reg = SparseMultiTaskBNNRegressor(random_state=0).fit(X, y)
-    return lambda Xq: (*reg.predict(Xq, return_std=True), f"{reg.n_epochs_} epochs")
+    members = getattr(reg, "estimators_", None) or [reg]  # an ensemble has no n_epochs_
+    note = f"{len(members)} member(s), {members[0].regime_} regime, {members[0].n_epochs_} epochs"
+    return lambda Xq: (*reg.predict(Xq, return_std=True), note)
 
 
 def scaling_table(skip_default: bool) -> str:
