@@ -233,7 +233,7 @@ class MultiTaskRegressorBase(
         return np.mean(np.sqrt(epistemic) / self._epistemic_reference, axis=1)
 
     def _member_fit_params(self) -> dict:
-        features = self._task_features_input
+        features = getattr(self, "_task_features_input", None)
         return {} if features is None else {"task_features": features}
 
     def _ensemble_member(self, seed: int):

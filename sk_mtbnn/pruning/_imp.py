@@ -5,17 +5,13 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-import warnings
 
 import numpy as np
-import torch
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from .._param_validation import validate_params
 from .._validation import check_choice, check_fraction, check_positive_int
@@ -23,68 +19,25 @@ from ..aggregators import resolve_aggregator
 from ..aggregators.bayesagg import BayesAgg
 from ..estimators._base import layer_sizes, seeded
 from ..metrics import gaussian_nll
+from ._delegation import DelegatingMixin
+from ._masks import (
+    _as_rows,
+    _check_selection_rows,
+    _retrain,
+    _set_task_masks,
+    _sparsity,
+    _take,
+    _task_masks,
+    _task_own_parameters,
+    prune_masks,
+)
 
 SCOPES = ("layer", "global")
 REWINDS = ("init", "warmup", "none")
 SELECTIONS = ("best", "last")
 
 
-def _estimator_has(name):
-    def check(self):
-        return hasattr(self.estimator_ if hasattr(self, "estimator_") else self.estimator, name)
-
-    return check
-
-
-def prune_masks(weights, masks, keep_fraction, scope="global"):
-    """New binary masks that keep the largest-magnitude surviving entries.
-
-    Parameters
-    ----------
-    weights : list of ndarray
-        One array per layer (any shape).
-    masks : list of bool ndarray
-        Current masks, same shapes; only surviving entries (True) compete.
-    keep_fraction : float
-        Fraction of the *original* number of entries to keep, in (0, 1]:
-        ``(1 - p)^r`` after ``r`` rounds of pruning ratio ``p``. Counting from
-        the original size (not from the survivors) keeps the rounding error
-        at one entry per layer whatever the number of rounds.
-    scope : {"global", "layer"}, default="global"
-        Rank all layers together, or within each layer.
-
-    Returns
-    -------
-    list of bool ndarray
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> w = [np.array([[0.1, -3.0], [2.0, 0.5]])]
-    >>> prune_masks(w, [np.ones((2, 2), bool)], keep_fraction=0.5)[0]
-    array([[False,  True],
-           [ True, False]])
-    """
-    if scope == "layer":
-        return [
-            prune_masks([w], [m], keep_fraction, scope="global")[0] for w, m in zip(weights, masks)
-        ]
-    sizes = [m.size for m in masks]
-    magnitude = np.concatenate([np.abs(w).ravel() for w in weights])
-    alive = np.concatenate([m.ravel() for m in masks])
-    n_keep = min(round(keep_fraction * sum(sizes)), int(alive.sum()))
-    order = np.argsort(np.where(alive, -magnitude, np.inf), kind="stable")
-    new = np.zeros(len(alive), dtype=bool)
-    new[order[:n_keep]] = True
-    new &= alive
-    out, start = [], 0
-    for m, n in zip(masks, sizes):
-        out.append(new[start : start + n].reshape(m.shape))
-        start += n
-    return out
-
-
-class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
+class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimator):
     """Task-specific sparse subnetworks of a shared backbone (lottery-ticket style).
 
     Fits a clone of ``estimator``, then for every task runs rounds of: prune
@@ -522,127 +475,6 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
             [sum(int(w.sum() + b.sum()) for w, b in m) + own[t] for t, m in enumerate(selected)]
         )
 
-    # ----------------------------------------------------------- delegation
-    @available_if(_estimator_has("predict"))
-    def predict(self, X, **kwargs):
-        """Delegate to ``estimator_.predict`` (``return_std`` and ``return_cov`` too).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-        **kwargs
-            Passed on, e.g. ``return_std=True``.
-
-        Returns
-        -------
-        Whatever ``estimator_.predict`` returns.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict(X, **kwargs)
-
-    @available_if(_estimator_has("sample_y"))
-    def sample_y(self, X, n_samples=1, random_state=0):
-        """Delegate to ``estimator_.sample_y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples_X, n_features)
-            Query points.
-        n_samples : int, default=1
-            Samples per query point.
-        random_state : int, RandomState instance or None, default=0
-            Seeds the draws.
-
-        Returns
-        -------
-        y_samples : ndarray
-            As ``estimator_.sample_y``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.sample_y(X, n_samples=n_samples, random_state=random_state)
-
-    @available_if(_estimator_has("decompose_uncertainty"))
-    def decompose_uncertainty(self, X):
-        """Delegate to ``estimator_.decompose_uncertainty``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-
-        Returns
-        -------
-        epistemic, aleatoric : ndarray
-            As ``estimator_.decompose_uncertainty``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.decompose_uncertainty(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Delegate to ``estimator_.predict_proba``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-
-        Returns
-        -------
-        proba : ndarray or list of ndarray
-            As ``estimator_.predict_proba``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("predictive_entropy"))
-    def predictive_entropy(self, X):
-        """Delegate to ``estimator_.predictive_entropy``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-
-        Returns
-        -------
-        entropy : ndarray
-            As ``estimator_.predictive_entropy``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predictive_entropy(X)
-
-    def score(self, X, y, sample_weight=None):
-        """Delegate to ``estimator_.score``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Test inputs.
-        y : array-like
-            Test targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            As ``estimator_.score``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.score(X, y, sample_weight=sample_weight)
-
-    @property
-    def n_features_in_(self):
-        """Number of features seen during fit."""
-        return self.estimator_.n_features_in_
-
-    @property
-    def classes_(self):
-        """Classes of the fitted classifier."""
-        return self.estimator_.classes_
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         sub = self.estimator.__sklearn_tags__()
@@ -654,66 +486,3 @@ class IterativeMagnitudePruning(MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "estimator_")
-
-
-# ------------------------------------------------------------------ helpers
-def _check_selection_rows(rows: np.ndarray, t: int) -> None:
-    if not rows.any():
-        raise ValueError(
-            f"Task {t} has no usable label among the validation rows that choose the pruning "
-            "rounds: raise validation_fraction, or pass X_val and y_val with labels for every "
-            "task."
-        )
-
-
-def _retrain(estimator, module, data, max_epochs) -> None:
-    """Train ``module`` through the estimator's skeleton; Ctrl-C ends the whole fit."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the interruption is re-raised
-        estimator._train(module, data, max_epochs=max_epochs)
-    if estimator.training_interrupted_:
-        raise KeyboardInterrupt
-
-
-def _as_rows(X):
-    """Arrays and DataFrames as they are; anything else (lists) as an array."""
-    if X is None or hasattr(X, "iloc") or isinstance(X, np.ndarray):
-        return X
-    return np.asarray(X)
-
-
-def _take(X, rows):
-    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
-
-
-def _task_masks(module, t):
-    """Task ``t``'s backbone masks as bool arrays ``[(weight, bias), ...]``."""
-    return [
-        (w[t].detach().cpu().numpy() > 0.5, b[t].detach().cpu().numpy() > 0.5)
-        for w, b in module.backbone.masks()
-    ]
-
-
-def _set_task_masks(module, t, masks) -> None:
-    new = []
-    for (w, b), (mw, mb) in zip(module.backbone.masks(), masks):
-        w2, b2 = w.clone(), b.clone()
-        w2[t] = torch.as_tensor(mw, dtype=w.dtype)
-        b2[t] = torch.as_tensor(mb, dtype=b.dtype)
-        new.append((w2, b2))
-    module.backbone.set_masks(new)
-
-
-def _sparsity(masks, with_bias: bool) -> float:
-    total = sum(w.size + (b.size if with_bias else 0) for w, b in masks)
-    kept = sum(int(w.sum()) + (int(b.sum()) if with_bias else 0) for w, b in masks)
-    return 1.0 - kept / total
-
-
-def _task_own_parameters(module) -> list[int]:
-    """Per task, the parameters of its branch and its head's weights (bias included)."""
-    n_tasks = module.backbone.n_tasks
-    if hasattr(module, "heads"):  # classification: one linear head per task
-        return [sum(p.numel() for p in head.parameters()) for head in module.heads]
-    branch = sum(p.numel() for p in module.branches.parameters()) // n_tasks
-    return [branch + module.head.mean.shape[1]] * n_tasks
