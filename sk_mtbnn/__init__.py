@@ -1,9 +1,14 @@
 """sk_mtbnn: Bayesian multi-task neural networks for scikit-learn."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .estimators import BayesAggMTLClassifier, BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
 from .pruning import IterativeMagnitudePruning
 
-__version__ = "0.1.0.dev0"
+try:
+    __version__ = version("sk_mtbnn")  # the installed distribution's, from pyproject.toml
+except PackageNotFoundError:  # pragma: no cover - a source tree that is not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "BayesAggMTLClassifier",
