@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 
 class StopOnDivergence(Callback):
@@ -19,6 +19,28 @@ class StopOnDivergence(Callback):
                 f"Lower learning_rate (now {net.lr}) or standardise the targets "
                 "(normalize_y=True)."
             )
+
+
+class FitProgress(Callback):
+    """One progress bar for the whole training: epochs, the last losses and the ETA.
+
+    (skorch's ``ProgressBar`` draws one bar of batches per epoch.) The bar
+    counts up to ``max_epochs``; early stopping ends it sooner.
+    """
+
+    def on_train_begin(self, net, **kwargs) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=net.max_epochs, unit="epoch", desc="fit", leave=True)
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        row = net.history[-1]
+        losses = {k: f"{row[k]:.4g}" for k in ("train_loss", "valid_loss") if k in row}
+        self.bar_.set_postfix(losses, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs) -> None:
+        self.bar_.close()
 
 
 def build_callbacks(
@@ -44,5 +66,5 @@ def build_callbacks(
             )
         )
     if progress_bar:
-        callbacks.append(("progress_bar", ProgressBar()))
+        callbacks.append(("progress_bar", FitProgress()))
     return callbacks
