@@ -17,6 +17,8 @@ from ._torch_utils import iter_chunks, module_device, predict_in_chunks
 
 #: Fewest held-out labels of a task for its noise to be chosen on them.
 MIN_CALIBRATION_LABELS = 10
+#: Fewest labels of a task for its own noise estimate to be trusted.
+MIN_TASK_LABELS = 10
 
 
 class MultiTaskRegressorBase(
@@ -116,6 +118,7 @@ class MultiTaskRegressorBase(
                 with torch.no_grad():
                     head.log_noise_std.copy_(0.5 * torch.log(noise_var))
             stats = train + head.statistics(phi_valid, Yv)
+        self._borrow_noise(head, stats.count)
         kl_weight = torch.as_tensor(self._kl_weight(data), dtype=torch.float64)
         kl_weight = kl_weight.to(module_device(module))
         prior = self._task_prior(head, stats, kl_weight)
@@ -124,6 +127,27 @@ class MultiTaskRegressorBase(
         with torch.no_grad():
             for target, source in zip(self.net_.module_.head.parameters(), head.parameters()):
                 target.copy_(source.to(target.dtype))
+
+    @staticmethod
+    def _borrow_noise(head, n_labels) -> None:
+        """A task with fewer than :data:`MIN_TASK_LABELS` labels takes no smaller noise than
+        the median of the well-labelled tasks (in standardised units).
+
+        A handful of labels that the network fits almost exactly gives a noise
+        estimate near zero and over-confident bands (measured: noise std 0.0007
+        and 14-27% coverage with 3 labels in BayesAggMTLRegressor).
+        """
+        if not hasattr(head, "log_noise_std"):
+            return
+        few = n_labels < MIN_TASK_LABELS
+        if not bool(few.any()) or bool(few.all()):
+            return
+        with torch.no_grad():
+            noise = head.noise_var()
+            floor = noise[~few].median()
+            head.log_noise_std.copy_(
+                0.5 * torch.log(torch.where(few, noise.clamp_min(floor), noise))
+            )
 
     def _task_prior(self, head, stats, kl_weight):
         """The head prior relating the tasks (``head_prior``), fitted by empirical Bayes.
