@@ -1,336 +1,350 @@
-"""Active-learning curves: cluster-EGL against the obvious alternatives, with modAL.
+"""Active-learning curves: cluster-EGL against random sampling and peer strategies.
 
-Problems:
+Problems (pool / test rows, labelled rows at the start, per query, queries):
 
-* borehole (8 inputs, two fidelities as tasks): the cheap low fidelity is
-  labelled on the whole pool of 600 points from the start; each query buys
-  the expensive high fidelity of the chosen points (10 per round, from 10 to
-  100 labels). Test: 2,000 fresh points, high fidelity.
-* energy efficiency (real, 768 buildings, 2 tasks): 75% of the rows form the
-  pool, 25% the test set; each query labels both tasks of 10 buildings.
+* ``borehole``: the borehole function with its 8 inputs in their physical
+  units and ranges (``sk_mtbnn.datasets.borehole``); two fidelities as tasks,
+  the cheap low fidelity known on the whole pool from the start, each query
+  buying the expensive high fidelity of a row (200 / 2000; 10 + 5 x 10);
+* ``forrester`` (1-D) and ``currin`` (2-D): the same two-fidelity set-up
+  (100 / 1000; 3 + 5 x 2 and 150 / 2000; 5 + 5 x 5);
+* ``lmc5``: ``make_multitask_regression`` with 6 inputs, 5 related tasks,
+  noise 0.1 and 50% of the labels missing for good: a query reveals the
+  labels a row has (500 / 2000 noise-free; 10 + 5 x 10 rows);
+* ``enb``: energy efficiency (2 tasks, inputs in their units), 75% of the
+  rows as the pool, 25% as the test set (10 + 5 x 10 rows).
 
-Strategies, each driving a ``modAL.models.ActiveLearner``:
-cluster-EGL, random, multi-task max-std, GSx and iGS on
-:class:`~sk_mtbnn.SparseMultiTaskBNNRegressor` (default settings), and modAL's
-own ``max_std_sampling`` on a ``GaussianProcessRegressor`` (constant x RBF +
-white noise, one GP per task on that task's labels -- for borehole the GP sees
-the high fidelity only). Test RMSE and NLL of the high fidelity (borehole) or
-of both tasks (energy) in units of the test standard deviation, mean +- std
-over the seeds.
+Strategies choose pool rows; every one except the GP is scored by refitting
+the same model (``MODEL`` below) on its labelled rows after each query:
 
-Also times cluster-EGL scoring of a 1,000,000-row pool (``--pool-timing``).
+* sk_mtbnn: ``ClusterEGLSampling`` with default options (``task=0`` on the
+  multi-fidelity problems), driven through a ``modAL.models.ActiveLearner``;
+  ``random_sampling``; (multi-task ``max_std_sampling`` only when asked for
+  with ``--strategies``, for time);
+* scikit-activeml 1.0: GSx, GSy, iGS (its GSi), expected model change (EMC),
+  query by committee (QBC; ten posterior draws of a GP); its CoreSet is GSx on
+  the same inputs (the same farthest-first rule) and is not run twice;
+* bmdal-reg 3.0 (Holzmueller et al., JMLR 2023) with its own NN: LCMD-TP,
+  BAIT-F-P, MaxDet-P (``benchmarks/_al_peers.py`` for the adaptations);
+* a GP per task (``GaussianProcessRegressor``, ARD RBF + white noise) with
+  max-std sampling, scored as its own model (on the multi-fidelity problems
+  it sees the high fidelity only).
 
-Run ``python benchmarks/active_learning.py [--seeds 5]``; writes
-``benchmarks/results/active_learning.md`` and ``docs/_static/active_learning_curves.png``.
+Test RMSE in units of the test standard deviation, averaged over the scored
+tasks (the high fidelity of a multi-fidelity problem), against the number of
+labelled rows (high-fidelity labels for the multi-fidelity problems).
+
+``python benchmarks/active_learning.py [--seeds 10] [--quick] [--problems ...]``
+(``--quick``: 2 seeds, forrester and enb) writes ``benchmarks/results/al_runs.json``,
+``benchmarks/results/active_learning.md`` and ``docs/_static/active_learning_curves.png``;
+``--combine`` rewrites the last two from the saved runs; ``--pool-timing`` times
+``cluster_egl_sampling`` on a 1,000,000-row pool. The full run (``--pool-timing``,
+10 seeds) takes about 41 minutes of one core: 2,550 refits of 0.8 s each. Run it
+against a clean checkout, ``PYTHONPATH=<export> python benchmarks/active_learning.py``,
+with ``scikit-activeml`` and ``bmdal-reg`` installed (bmdal-reg's strategies are
+skipped without it).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
+import json
 import time
 import warnings
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
+from _al_peers import (
+    BMDAL_CONFIGS,
+    PerTaskGP,
+    Round,
+    bmdal_available,
+    pick_bmdal,
+    pick_gp_max_std,
+    pick_skal,
+)
+from _al_report import verdicts, write_report
 from sklearn.model_selection import train_test_split
 
 from sk_mtbnn import SparseMultiTaskBNNRegressor
 from sk_mtbnn.active_learning import (
     ClusterEGLSampling,
-    gsx_sampling,
-    igs_sampling,
+    cluster_egl_sampling,
     max_std_sampling,
     random_sampling,
 )
-from sk_mtbnn.datasets import borehole, load_enb
+from sk_mtbnn.datasets import borehole as borehole_fn
+from sk_mtbnn.datasets import currin, forrester, load_enb, make_multitask_regression
 from sk_mtbnn.datasets._synthetic import BOREHOLE_BOUNDS
-from sk_mtbnn.metrics import gaussian_nll
+
+#: Settings of the evaluated model, SparseMultiTaskBNNRegressor(**MODEL, random_state=seed).
+#: Edit here to re-run with other defaults. A smaller network and fewer epochs than the
+#: defaults keep a refit under a second of CPU on these 10-200 rows (the full run ~40 min).
+MODEL = dict(hidden_layer_sizes=(64, 64), max_epochs=200, n_iter_no_change=10)
 
 ROOT = Path(__file__).resolve().parent
-START, STEP = 10, 10
-END = 100
+OURS = ("cluster-EGL", "max-std (sk_mtbnn)")
+QUICK_PROBLEMS = ("forrester", "enb")
 
 
-class PerTaskGP:
-    """One GaussianProcessRegressor per task on its labelled rows (modAL-compatible)."""
-
-    def fit(self, X, y):
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, WhiteKernel
-        from sklearn.gaussian_process.kernels import ConstantKernel as C
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        y = np.asarray(y, dtype=float).reshape(len(X), -1)
-        self.models_ = []
-        for t in range(y.shape[1]):
-            rows = ~np.isnan(y[:, t])
-            gp = make_pipeline(
-                StandardScaler(),
-                GaussianProcessRegressor(
-                    C(1.0) * RBF(1.0) + WhiteKernel(1e-2),
-                    normalize_y=True,
-                    n_restarts_optimizer=2,
-                    random_state=0,
-                ),
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                self.models_.append(gp.fit(X[rows], y[rows, t]))
-        return self
-
-    def predict(self, X, return_std=False):
-        out = [m.predict(X, return_std=True) for m in self.models_]
-        mean = np.column_stack([a for a, _ in out])
-        std = np.column_stack([b for _, b in out])
-        if self.task is not None:
-            mean, std = mean[:, self.task], std[:, self.task]
-        return (mean, std) if return_std else mean
-
-    task = None
-
-
-def modal_gp_max_std(learner, X_pool, n_instances=1):
-    """modAL's max_std_sampling for one task; for several (which it cannot do),
-    the same rule on the sum of the tasks' standard deviations relative to their
-    training spread."""
-    from modAL.disagreement import max_std_sampling as modal_max_std
-
-    gp = learner.estimator
-    if gp.task is not None:
-        return modal_max_std(learner, X_pool, n_instances=n_instances)
-    _, std = gp.predict(X_pool, return_std=True)
-    spread = np.nanstd(np.asarray(learner.y_training, dtype=float), axis=0)
-    return np.argsort(-(std / spread).sum(1))[:n_instances]
-
-
-def borehole_problem(seed):
+# ------------------------------------------------------------------ problems
+def _multifidelity(fn, bounds, n_pool, n_test, seed):
     rng = np.random.RandomState(seed)
-    lo, hi = BOREHOLE_BOUNDS[:, 0], BOREHOLE_BOUNDS[:, 1]
-    X = lo + rng.uniform(size=(2600, 8)) * (hi - lo)
-    y = np.column_stack([borehole(X, "high"), borehole(X, "low")])
-    pool_X, pool_y, test_X, test_y = X[:600], y[:600], X[600:], y[600:]
-    # Low fidelity known on the whole pool; the high fidelity is what we buy.
-    background = (pool_X, np.column_stack([np.full(600, np.nan), pool_y[:, 1]]))
-    return {
-        "pool_X": pool_X,
-        "pool_y": pool_y,
-        "test_X": test_X,
-        "test_y": test_y[:, :1],
-        "background": background,
-        "task": 0,
-    }
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    X = lo + rng.uniform(size=(n_pool + n_test, len(bounds))) * (hi - lo)
+    Y = np.column_stack([fn(X, "high"), fn(X, "low")])
+    return dict(
+        X_pool=X[:n_pool],
+        Y_pool=Y[:n_pool],
+        X_test=X[n_pool:],
+        Y_test=Y[n_pool:, :1],
+        tasks=[0],
+        background=True,
+    )
 
 
-def enb_problem(seed):
-    X, y = load_enb(return_X_y=True)
-    pool_X, test_X, pool_y, test_y = train_test_split(X, y, test_size=0.25, random_state=seed)
-    return {
-        "pool_X": pool_X,
-        "pool_y": pool_y,
-        "test_X": test_X,
-        "test_y": test_y,
-        "background": None,
-        "task": None,
-    }
+def make_problem(key, seed):
+    if key == "borehole":
+        return _multifidelity(borehole_fn, BOREHOLE_BOUNDS, 200, 2000, seed)
+    if key == "forrester":
+        return _multifidelity(forrester, np.array([[0.0, 1.0]]), 100, 1000, seed)
+    if key == "currin":
+        return _multifidelity(currin, np.array([[0.0, 1.0], [0.0, 1.0]]), 150, 2000, seed)
+    if key == "lmc5":
+        X, Y, f = make_multitask_regression(
+            2500,
+            n_features=6,
+            n_tasks=5,
+            noise=0.1,
+            missing_fraction=0.5,
+            random_state=seed,
+            return_function=True,
+        )
+        return dict(
+            X_pool=X[:500], Y_pool=Y[:500], X_test=X[500:], Y_test=f(X[500:]), tasks=list(range(5))
+        )
+    X, Y = load_enb(return_X_y=True)
+    X_pool, X_test, Y_pool, Y_test = train_test_split(X, Y, test_size=0.25, random_state=seed)
+    return dict(X_pool=X_pool, Y_pool=Y_pool, X_test=X_test, Y_test=Y_test, tasks=[0, 1])
 
 
-def strategies(task):
-    return {
-        "cluster-EGL": (ClusterEGLSampling(task=task, random_state=0), "nn"),
-        "random": (
-            lambda lr, X, n_instances=1: random_sampling(
-                lr, X, n_instances, random_state=len(lr.X_training)
-            ),
-            "nn",
-        ),
-        "max-std (multi-task)": (
-            lambda lr, X, n_instances=1: max_std_sampling(lr, X, n_instances, task=task),
-            "nn",
-        ),
-        "GSx": (lambda lr, X, n_instances=1: gsx_sampling(lr, X, n_instances, task=task), "nn"),
-        "iGS": (lambda lr, X, n_instances=1: igs_sampling(lr, X, n_instances, task=task), "nn"),
-        "GP + modAL max_std_sampling": (modal_gp_max_std, "gp"),
-    }
+#: label, labelled rows at the start, rows per query, number of queries
+PROBLEMS = {
+    "borehole": ("borehole (raw units, 2 fidelities)", 10, 10, 5),
+    "forrester": ("Forrester (2 fidelities)", 3, 2, 5),
+    "currin": ("Currin (2 fidelities)", 5, 5, 5),
+    "lmc5": ("LMC, 5 tasks, 50% missing", 10, 10, 5),
+    "enb": ("energy efficiency (2 tasks)", 10, 10, 5),
+}
 
 
-def curve(problem, strategy, kind, seed):
+def training_set(problem, queried):
+    """Multi-fidelity: every pool row with its low fidelity, the high one where bought."""
+    if problem.get("background"):
+        Y = problem["Y_pool"].copy()
+        Y[~queried, 0] = np.nan
+        return problem["X_pool"], Y
+    return problem["X_pool"][queried], problem["Y_pool"][queried]
+
+
+def test_rmse(model, problem) -> float:
+    pred = np.asarray(model.predict(problem["X_test"])).reshape(len(problem["X_test"]), -1)
+    pred, Y = pred[:, problem["tasks"]], problem["Y_test"]
+    return float(np.mean(np.sqrt(np.mean((Y - pred) ** 2, 0)) / Y.std(0)))
+
+
+def fit_model(problem, queried, seed):
+    X, Y = training_set(problem, queried)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SparseMultiTaskBNNRegressor(**MODEL, random_state=seed).fit(X, Y)
+
+
+# ---------------------------------------------------------------- strategies
+def _our_task(ctx):
+    return 0 if ctx.tasks == [0] and ctx.Y_pool.shape[1] > 1 else None
+
+
+def pick_cluster_egl(ctx, cand, n):
+    """Through a modAL ActiveLearner whose estimator is the round's fitted model."""
     from modAL.models import ActiveLearner
 
-    pool_X, pool_y = problem["pool_X"], problem["pool_y"]
-    rng = np.random.RandomState(seed)
-    start = rng.choice(len(pool_X), START, replace=False)
-    remaining = np.setdiff1d(np.arange(len(pool_X)), start)
-    task = problem["task"]
-    X_train, y_train = pool_X[start], pool_y[start]
-    if problem["background"] is not None and kind == "nn":
-        X_train = np.vstack([problem["background"][0], X_train])
-        y_train = np.vstack([problem["background"][1], y_train])
-    if kind == "gp":
-        estimator = PerTaskGP()
-        estimator.task = task
-        if task is not None:  # the GP learns the queried task only
-            y_train = y_train[:, task]
-    else:
-        estimator = SparseMultiTaskBNNRegressor(random_state=seed)
-    learner = ActiveLearner(
-        estimator,
-        query_strategy=strategy,
-        X_training=X_train,
-        y_training=y_train,
-        force_all_finite=False,
+    learner = ActiveLearner(ctx.model, query_strategy=ClusterEGLSampling(task=_our_task(ctx)))
+    learner.X_training, learner.y_training = ctx.training
+    return learner.query(ctx.X_pool[cand], n_instances=n)[0]
+
+
+def pick_max_std(ctx, cand, n):
+    X_lab, Y_lab = ctx.training
+    rows = ~np.isnan(Y_lab[:, ctx.tasks]).any(1)
+    return max_std_sampling(
+        ctx.model, ctx.X_pool[cand], n, task=_our_task(ctx), X_labelled=X_lab[rows]
     )
-    points = []
-    n_labels = START
-    while True:
-        mean, std = estimator.predict(problem["test_X"], return_std=True)
-        mean = np.asarray(mean).reshape(len(mean), -1)
-        std = np.asarray(std).reshape(len(std), -1)
-        if task is not None and mean.shape[1] > 1:
-            mean, std = mean[:, [task]], std[:, [task]]
-        scale = problem["test_y"].std(0)
-        rmse = float(np.mean(np.sqrt(np.mean((problem["test_y"] - mean) ** 2, 0)) / scale))
-        nll = gaussian_nll(problem["test_y"] / scale, mean / scale, std / scale)
-        points.append((n_labels, rmse, nll))
-        if n_labels >= END:
-            return points
-        idx = learner.query(pool_X[remaining], n_instances=STEP)[0]
-        chosen = remaining[idx]
-        y_new = pool_y[chosen] if (kind == "nn" or task is None) else pool_y[chosen, task]
-        learner.teach(pool_X[chosen], y_new)
-        remaining = np.setdiff1d(remaining, chosen)
-        n_labels += STEP
 
 
-def labels_to_reach(points, target):
-    for n, rmse, _ in points:
-        if rmse <= target:
-            return n
-    return None
+def pick_random(ctx, cand, n):
+    return random_sampling(
+        None, ctx.X_pool[cand], n, random_state=ctx.seed * 1000 + ctx.queried.sum()
+    )
+
+
+def strategies():
+    out = {"cluster-EGL": pick_cluster_egl, "random": pick_random}
+    for name in ("GSx", "GSy", "iGS", "EMC", "QBC"):
+        out[f"skactiveml {name}"] = lambda ctx, cand, n, name=name: pick_skal(name, ctx, cand, n)
+    if bmdal_available():
+        for name in BMDAL_CONFIGS:
+            out[f"bmdal {name}"] = lambda ctx, cand, n, name=name: pick_bmdal(name, ctx, cand, n)
+    out["GP + max-std"] = "gp"
+    out["max-std (sk_mtbnn)"] = pick_max_std  # not run by default (time): --strategies
+    return out
+
+
+def make_ctx(problem, Z_pool, queried, model, seed):
+    training = training_set(problem, queried)
+    return Round(
+        problem["X_pool"],
+        Z_pool,
+        problem["Y_pool"],
+        queried,
+        problem["tasks"],
+        model,
+        seed,
+        training,
+    )
+
+
+def run_curve(problem, pick, key, seed, start_model, start_rmse, init, clock):
+    _, _, step, rounds = PROBLEMS[key]
+    Z_pool = (problem["X_pool"] - problem["X_pool"].mean(0)) / problem["X_pool"].std(0)
+    queried = init.copy()
+    is_gp = pick == "gp"
+    spread = np.nanstd(problem["Y_pool"][:, problem["tasks"]], 0)
+    model = PerTaskGP(seed).fit(*_gp_data(problem, queried)) if is_gp else start_model
+    points = [(int(queried.sum()), test_rmse(model, problem) if is_gp else start_rmse)]
+    for _ in range(rounds):
+        cand = np.flatnonzero(~queried)
+        t0 = time.process_time()
+        ctx = make_ctx(problem, Z_pool, queried, model, seed)
+        pos = pick_gp_max_std(ctx, cand, step, model, spread) if is_gp else pick(ctx, cand, step)
+        clock["pick"] += time.process_time() - t0
+        assert len(set(np.asarray(pos).tolist())) == step, "a strategy returned duplicates"
+        queried = queried.copy()
+        queried[cand[pos]] = True
+        t0 = time.process_time()
+        if is_gp:  # the GP's fit counts as choosing rows: it is the strategy's own model
+            model = PerTaskGP(seed).fit(*_gp_data(problem, queried))
+            clock["pick"] += time.process_time() - t0
+        else:
+            model = fit_model(problem, queried, seed)
+            clock["fit"] += time.process_time() - t0
+            clock["fits"] += 1
+        points.append((int(queried.sum()), test_rmse(model, problem)))
+    return points
+
+
+def _gp_data(problem, queried):
+    return problem["X_pool"][queried], problem["Y_pool"][queried][:, problem["tasks"]]
+
+
+def run_problem(key, seeds, names, log):
+    runs = {name: [] for name in names}
+    clock = {"fit": 0.0, "pick": 0.0, "fits": 0}
+    by_strategy = {name: {"fit": 0.0, "pick": 0.0} for name in names}
+    all_strategies = strategies()
+    start = PROBLEMS[key][1]
+    for seed in range(seeds):
+        problem = make_problem(key, seed)
+        init = np.zeros(len(problem["X_pool"]), dtype=bool)
+        init[np.random.RandomState(seed).choice(len(init), start, replace=False)] = True
+        t0 = time.process_time()
+        start_model = fit_model(problem, init, seed)
+        clock["fit"] += time.process_time() - t0
+        clock["fits"] += 1
+        start_rmse = test_rmse(start_model, problem)
+        for name in names:
+            own = {"fit": 0.0, "pick": 0.0, "fits": 0}
+            pts = run_curve(
+                problem, all_strategies[name], key, seed, start_model, start_rmse, init, own
+            )
+            runs[name].append(pts)
+            for part in ("fit", "pick", "fits"):
+                clock[part] += own[part]
+                if part != "fits":
+                    by_strategy[name][part] += own[part]
+            log(f"{key} seed {seed} {name}: " + " ".join(f"{n}:{r:.3f}" for n, r in pts))
+    return {"runs": runs, "clock": clock, "by_strategy": by_strategy}
 
 
 def pool_timing(n_rows=1_000_000):
-    from sk_mtbnn.datasets import make_multitask_regression
-
     X, y = make_multitask_regression(600, n_features=8, n_tasks=3, random_state=0)
-    reg = SparseMultiTaskBNNRegressor(random_state=0).fit(X[:500], y[:500])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = SparseMultiTaskBNNRegressor(**MODEL, random_state=0).fit(X[:500], y[:500])
     pool = np.random.RandomState(1).uniform(size=(n_rows, 8))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start = time.perf_counter()
-    idx = ClusterEGLSampling()(reg, pool, n_instances=10, X_labelled=X[:500])
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return seconds, after - before, len(set(idx.tolist()))
+    wall, cpu = time.perf_counter(), time.process_time()
+    idx = cluster_egl_sampling(reg, pool, n_instances=10, X_labelled=X[:500])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    what = (
+        f"`cluster_egl_sampling` choosing 10 rows ({len(set(idx.tolist()))} distinct) of a "
+        "1,000,000 x 8 pool, 3 tasks, model fitted on 500 rows with `MODEL`"
+    )
+    return {"wall": wall, "cpu": cpu, "what": what}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 2 problems")
+    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
+    parser.add_argument("--strategies", nargs="+", help="a subset of the strategies (by name)")
+    parser.add_argument("--combine", action="store_true", help="only report the saved runs")
     parser.add_argument("--pool-timing", action="store_true", help="time a 1,000,000-row pool")
-    parser.add_argument("--max-labels", type=int, default=100)
-    parser.add_argument(
-        "--problem",
-        choices=["borehole", "enb", "both"],
-        default="both",
-        help="run one problem (then --combine merges the saved runs)",
-    )
-    parser.add_argument(
-        "--combine", action="store_true", help="only write the table and figure from saved runs"
-    )
     args = parser.parse_args()
-    global END
-    END = args.max_labels
     torch.set_num_threads(1)
-    import json
-
-    problems = {
-        "borehole": ("borehole (multi-fidelity)", borehole_problem),
-        "enb": ("energy efficiency", enb_problem),
-    }
-    chosen = list(problems) if args.problem == "both" else [args.problem]
-    for key in [] if args.combine else chosen:
-        name, make = problems[key]
-        runs = {}
-        for seed in range(args.seeds):
-            problem = make(seed)
-            for label, (strategy, kind) in strategies(problem["task"]).items():
-                pts = curve(problem, strategy, kind, seed)
-                runs.setdefault(label, []).append(pts)
-                print(name, label, seed, [(n, round(r, 3)) for n, r, _ in pts[::3]], flush=True)
-        (ROOT / "results" / f"al_runs_{key}.json").write_text(json.dumps(runs))
-    if args.problem != "both" and not args.combine:
-        return
-    results = {
-        problems[key][0]: json.loads((ROOT / "results" / f"al_runs_{key}.json").read_text())
-        for key in problems
-        if (ROOT / "results" / f"al_runs_{key}.json").exists()
-    }
-    lines = [
-        f"# Active learning curves\n\nMeasured {date.today().isoformat()} on "
-        f"{platform.machine()}, one torch thread, {args.seeds} seeds, by "
-        f"`python benchmarks/active_learning.py --seeds {args.seeds}`. RMSE and NLL in units "
-        "of the test standard deviation.\n"
-    ]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(results), figsize=(11, 7), squeeze=False)
-    for col, (name, by_strategy) in enumerate(results.items()):
-        header = " | ".join(f"RMSE @ {k}" for k in (START, min(50, END), END))
-        lines.append(
-            f"\n## {name}\n\n| strategy | {header} | NLL @ {END} "
-            f"| labels to reach random's RMSE @ {END} |\n| --- |" + " ---: |" * 5
+    if args.quick:
+        args.seeds, args.problems = 2, list(QUICK_PROBLEMS)
+    store = ROOT / "results" / "al_runs.json"
+    saved = json.loads(store.read_text()) if store.exists() else {}
+    if args.quick:
+        store = ROOT / "results" / "al_runs_quick.json"
+        saved = {}
+    names = args.strategies or [s for s in strategies() if s not in OURS[1:]]
+    wall, cpu = time.perf_counter(), time.process_time()
+    if not args.combine:
+        for key in args.problems:
+            saved[key] = run_problem(key, args.seeds, names, lambda s: print(s, flush=True))
+            saved[key]["seeds"] = args.seeds
+            store.write_text(json.dumps(saved))
+            print(f"-- {key} done after {time.perf_counter() - wall:.0f} s wall", flush=True)
+    timing = pool_timing() if args.pool_timing else saved.get("_pool_timing")
+    if not args.combine:
+        saved["_run"] = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    if not args.quick:
+        saved["_pool_timing"] = timing
+        store.write_text(json.dumps(saved))
+    results = {k: saved[k] for k in PROBLEMS if k in saved}
+    seeds = min(r["seeds"] for r in results.values())
+    command = "python benchmarks/active_learning.py " + (
+        "--quick" if args.quick else "--pool-timing"
+    )
+    if not args.quick:
+        write_report(
+            results,
+            seeds,
+            timing,
+            command,
+            saved.get("_run"),
+            problems=PROBLEMS,
+            model=MODEL,
+            ours_names=OURS,
+            root=ROOT,
         )
-        random_final = np.mean([pts[-1][1] for pts in by_strategy["random"]])
-        for label, runs in by_strategy.items():
-            arr = np.array(runs)  # (seeds, points, 3)
-            n = arr[0, :, 0]
-            rmse, nll = arr[:, :, 1], arr[:, :, 2]
-            reach = [labels_to_reach(pts, random_final) for pts in runs]
-            hits = [r for r in reach if r is not None]
-            reach_txt = (
-                f"{np.mean(hits):.0f} ({len(hits)}/{len(reach)} runs)" if hits else "not reached"
-            )
-            cols = [list(n).index(k) for k in (START, min(50, END), END)]
-            cells = [f"{rmse[:, c].mean():.3f} +- {rmse[:, c].std():.3f}" for c in cols]
-            lines.append(
-                f"| {label} | "
-                + " | ".join(cells)
-                + f" | {nll[:, -1].mean():.3f} +- {nll[:, -1].std():.3f} | {reach_txt} |"
-            )
-            for row, values in ((0, rmse), (1, nll)):
-                ax = axes[row, col]
-                ax.plot(n, values.mean(0), "o-", ms=3, label=label)
-                ax.fill_between(
-                    n, values.mean(0) - values.std(0), values.mean(0) + values.std(0), alpha=0.15
-                )
-        axes[0, col].set_title(name)
-        axes[0, col].set_ylabel("test RMSE / std")
-        axes[1, col].set_ylabel("test NLL (standardised)")
-        axes[1, col].set_xlabel("labels")
-        axes[0, col].set_yscale("log")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    figure = ROOT.parent / "docs" / "_static" / "active_learning_curves.png"
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(figure, dpi=110)
-    if args.pool_timing:
-        seconds, mb, distinct = pool_timing()
-        lines.append(
-            f"\n## Pool of 1,000,000 rows\n\nClusterEGLSampling on a 1,000,000 x 8 pool (3 tasks, "
-            f"10 instances): {seconds:.1f} s, peak resident memory +{mb:.0f} MB, "
-            f"{distinct} distinct rows.\n"
-        )
-    out = ROOT / "results" / "active_learning.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    else:
+        for row in verdicts(results, PROBLEMS, OURS)[0]:
+            print(row)
+    print(f"wall time {time.perf_counter() - wall:.0f} s")
 
 
 if __name__ == "__main__":
