@@ -52,6 +52,15 @@ class MultiTaskRegressorBase(
         """``n_estimators``, with ``"auto"`` resolved by the estimator (default: 1)."""
         return 1 if self.n_estimators == "auto" else self.n_estimators
 
+    def _check_param_combinations(self, X) -> None:
+        """GaussianProcessRegressor's rule: ``n_targets``, when set, must match ``y``."""
+        super()._check_param_combinations(X)
+        if getattr(self, "n_targets", None) is not None and self.n_targets != self.n_tasks_:
+            raise ValueError(
+                "The number of targets seen in `y` is different from the parameter "
+                f"`n_targets`. Got {self.n_tasks_} != {self.n_targets}."
+            )
+
     def _encode_targets(self, y, X) -> np.ndarray:
         return check_regression_targets(y, X, type(self).__name__)
 

@@ -211,13 +211,6 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_param_combinations(self, X) -> None:
-        if self.n_targets is not None and self.n_targets != self.n_tasks_:
-            raise ValueError(
-                "The number of targets seen in `y` is different from the parameter "
-                f"`n_targets`. Got {self.n_tasks_} != {self.n_targets}."
-            )
-
     def _build_module(self, data: TrainingData) -> MultiTaskNetwork:
         module = self._make_module(self.n_features_in_, self.n_tasks_, data.seed)
         for p in module.head.parameters():  # heads are closed-form posteriors

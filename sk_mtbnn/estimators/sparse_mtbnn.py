@@ -362,11 +362,7 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
 
     # ------------------------------------------------------------------ fit
     def _check_param_combinations(self, X) -> None:
-        if self.n_targets is not None and self.n_targets != self.n_tasks_:
-            raise ValueError(
-                "The number of targets seen in `y` is different from the parameter "
-                f"`n_targets`. Got {self.n_tasks_} != {self.n_targets}."
-            )
+        super()._check_param_combinations(X)
         self._task_columns = resolve_task_inputs(
             self.task_inputs, self.n_tasks_, X.shape[1], getattr(self, "feature_names_in_", None)
         )
