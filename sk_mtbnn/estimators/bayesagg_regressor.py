@@ -63,6 +63,14 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         paper's value for the UTKFace regression task; its default was 0.5.
     ls_epochs : int, default=1
         Warm-up epochs of linear scalarisation before BayesAgg starts.
+    alpha : float, default=0.0
+        Known noise variance of the training targets, in squared units of y
+        (as in :class:`~sklearn.gaussian_process.GaussianProcessRegressor`).
+        The heads are trained and conditioned with the total noise chosen on
+        held-out rows; ``alpha`` is then subtracted from it, so ``noise_std_``
+        and the predictions hold only the noise that ``alpha`` does not
+        explain. Per-row known noise needs
+        :class:`SparseMultiTaskBNNRegressor`'s evidence regime.
     n_estimators : int, default=1
         Members of a deep ensemble: independently initialised networks whose
         predictions are combined as an equal-weight mixture (the spread of
@@ -162,6 +170,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         "tau": [StrOptions({"auto"}), positive_float()],
         "s": [Interval(Real, 0, 1, closed="right")],
         "ls_epochs": [positive_int(0)],
+        "alpha": [positive_float(allow_zero=True)],
         "normalize_y": ["boolean"],
         "n_targets": [None, positive_int()],
     }
@@ -175,6 +184,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         tau="auto",
         s=0.3,
         ls_epochs=1,
+        alpha=0.0,
         n_estimators=1,
         optimizer="adamw",
         learning_rate=3e-3,
@@ -196,6 +206,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self.tau = tau
         self.s = s
         self.ls_epochs = ls_epochs
+        self.alpha = alpha
         self.n_estimators = n_estimators
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -210,6 +221,10 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+
+    def _check_param_combinations(self, X) -> None:
+        super()._check_param_combinations(X)
+        self._alpha = float(self.alpha)  # subtracted from the held-out noise after training
 
     def _build_module(self, data: TrainingData) -> MultiTaskNetwork:
         module = self._make_module(self.n_features_in_, self.n_tasks_, data.seed)

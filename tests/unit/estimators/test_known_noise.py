@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sk_mtbnn import SparseMultiTaskBNNRegressor
+from sk_mtbnn import BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
 from sk_mtbnn._training.random_features import features64
 
 
@@ -64,3 +64,25 @@ def test_an_array_alpha_needs_the_evidence_regime(noisy):
     X, y, alpha = noisy
     with pytest.raises(ValueError, match="needs regime"):
         SparseMultiTaskBNNRegressor(alpha=alpha, regime="network").fit(X, y)
+
+
+def test_bayesagg_regressor_subtracts_a_scalar_alpha_from_its_noise():
+    rng = np.random.RandomState(1)
+    X = rng.uniform(-2, 2, size=(120, 1))
+    y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 0] ** 2]) + 0.3 * rng.randn(120, 2)
+    kw = {"hidden_layer_sizes": (16,), "max_epochs": 15, "random_state": 0}
+    without = BayesAggMTLRegressor(**kw).fit(X, y)
+    alpha = 0.05  # known measurement variance, below the ~0.09 the data carry
+    known = BayesAggMTLRegressor(alpha=alpha, **kw).fit(X, y)
+    # alpha does not change training (same seed, same features): the total
+    # noise is the same and alpha is taken out of it exactly; float32 heads
+    # copied back from float64, hence rtol 1e-5.
+    np.testing.assert_allclose(known.noise_std_**2, without.noise_std_**2 - alpha, rtol=1e-5)
+    mean_without = without.predict(X[:5])
+    np.testing.assert_allclose(known.predict(X[:5]), mean_without, rtol=1e-4, atol=1e-6)
+
+
+def test_bayesagg_regressor_refuses_an_array_alpha():
+    X = np.linspace(0, 1, 20)[:, None]
+    with pytest.raises(ValueError, match="alpha"):
+        BayesAggMTLRegressor(alpha=np.ones(20)).fit(X, X[:, 0])
