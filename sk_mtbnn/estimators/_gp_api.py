@@ -15,6 +15,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .._docstrings import fill_doc
 from .._validation import check_positive_int, check_regression_targets
 
 #: Largest joint covariance ``predict(return_cov=True)`` builds (bytes).
@@ -63,6 +64,7 @@ class GPLikeRegressorMixin:
                     "diverged (refit with a smaller learning_rate)."
                 )
 
+    @fill_doc
     def predict(self, X, return_std=False, return_cov=False):
         """Predictive mean, and optionally its standard deviation or covariance.
 
@@ -71,8 +73,7 @@ class GPLikeRegressorMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
+        %(X_query)s
         return_std : bool, default=False
             Also return the predictive standard deviation
             ``sqrt(epistemic + aleatoric)``, in the units of y.
@@ -104,13 +105,13 @@ class GPLikeRegressorMixin:
             return self._squeeze(mean, model)
         return self._squeeze(mean, model), self._squeeze(np.sqrt(epistemic + aleatoric), model)
 
+    @fill_doc
     def decompose_uncertainty(self, X):
         """The two parts of the predictive variance, in squared units of y.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
+        %(X_query)s
 
         Returns
         -------
@@ -126,6 +127,7 @@ class GPLikeRegressorMixin:
         self._check_finite(epistemic, aleatoric)
         return self._squeeze(epistemic, model), self._squeeze(aleatoric, model)
 
+    @fill_doc
     def sample_y(self, X, n_samples=1, random_state=0):
         """Draw joint samples of the targets at ``X``.
 
@@ -136,12 +138,7 @@ class GPLikeRegressorMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples_X, n_features)
-            Query points.
-        n_samples : int, default=1
-            Number of samples drawn per query point.
-        random_state : int, RandomState instance or None, default=0
-            Seeds the draws; an int gives reproducible samples.
+        %(sample_y_params)s
 
         Returns
         -------
@@ -157,6 +154,7 @@ class GPLikeRegressorMixin:
         self._check_finite(samples)
         return samples[:, 0, :] if model.n_tasks_ == 1 else samples
 
+    @fill_doc
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R² over the labelled entries of ``y``.
 
@@ -165,12 +163,10 @@ class GPLikeRegressorMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Test inputs.
+        %(X_test)s
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             True targets, NaN where missing.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+        %(sample_weight)s
 
         Returns
         -------

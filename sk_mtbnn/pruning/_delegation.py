@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
+
+from .._docstrings import expand_doc
 
 
 def _estimator_has(name):
@@ -13,119 +17,88 @@ def _estimator_has(name):
     return check
 
 
+def _delegate(
+    name: str,
+    params: str,
+    returns: str,
+    positional: tuple = ("X",),
+    defaults: dict | None = None,
+    *,
+    var_kwargs: bool = False,
+    always: bool = False,
+):
+    """A method ``name`` that calls ``self.estimator_.name`` once fitted, with its docstring.
+
+    Its signature is ``(self, *positional, **defaults)`` (and ``**kwargs`` when
+    ``var_kwargs``); ``positional`` are passed on by position, the others by
+    keyword, defaults included. ``params`` and
+    ``returns`` are the docstring's sections (fragment lines allowed, see
+    :mod:`sk_mtbnn._docstrings`). Unless ``always``, the method exists only
+    when the estimator has ``name``, as with
+    :func:`~sklearn.utils.metaestimators.available_if`.
+    """
+    P, defaults = inspect.Parameter, defaults or {}
+    sig = inspect.Signature(
+        [P(n, P.POSITIONAL_OR_KEYWORD) for n in ("self", *positional)]
+        + [P(n, P.POSITIONAL_OR_KEYWORD, default=v) for n, v in defaults.items()]
+        + ([P("kwargs", P.VAR_KEYWORD)] if var_kwargs else [])
+    )
+
+    def method(self, *args, **kwargs):
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = bound.arguments
+        check_is_fitted(self)
+        keywords = {**{n: values[n] for n in defaults}, **values.get("kwargs", {})}
+        return getattr(self.estimator_, name)(*(values[n] for n in positional), **keywords)
+
+    method.__name__ = method.__qualname__ = name
+    method.__signature__ = sig
+    method.__doc__ = expand_doc(
+        f"Delegate to ``estimator_.{name}``.\n\n"
+        f"Parameters\n----------\n{params}\n\nReturns\n-------\n{returns}\n"
+    )
+    return method if always else available_if(_estimator_has(name))(method)
+
+
 class DelegatingMixin:
     """``predict``, ``sample_y``, ... of ``estimator_``, available when it has them."""
 
-    # ----------------------------------------------------------- delegation
-    @available_if(_estimator_has("predict"))
-    def predict(self, X, **kwargs):
-        """Delegate to ``estimator_.predict`` (``return_std`` and ``return_cov`` too).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-        **kwargs
-            Passed on, e.g. ``return_std=True``.
-
-        Returns
-        -------
-        Whatever ``estimator_.predict`` returns.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict(X, **kwargs)
-
-    @available_if(_estimator_has("sample_y"))
-    def sample_y(self, X, n_samples=1, random_state=0):
-        """Delegate to ``estimator_.sample_y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples_X, n_features)
-            Query points.
-        n_samples : int, default=1
-            Samples per query point.
-        random_state : int, RandomState instance or None, default=0
-            Seeds the draws.
-
-        Returns
-        -------
-        y_samples : ndarray
-            As ``estimator_.sample_y``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.sample_y(X, n_samples=n_samples, random_state=random_state)
-
-    @available_if(_estimator_has("decompose_uncertainty"))
-    def decompose_uncertainty(self, X):
-        """Delegate to ``estimator_.decompose_uncertainty``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-
-        Returns
-        -------
-        epistemic, aleatoric : ndarray
-            As ``estimator_.decompose_uncertainty``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.decompose_uncertainty(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Delegate to ``estimator_.predict_proba``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-
-        Returns
-        -------
-        proba : ndarray or list of ndarray
-            As ``estimator_.predict_proba``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("predictive_entropy"))
-    def predictive_entropy(self, X):
-        """Delegate to ``estimator_.predictive_entropy``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
-
-        Returns
-        -------
-        entropy : ndarray
-            As ``estimator_.predictive_entropy``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predictive_entropy(X)
-
-    def score(self, X, y, sample_weight=None):
-        """Delegate to ``estimator_.score``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Test inputs.
-        y : array-like
-            Test targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            As ``estimator_.score``.
-        """
-        check_is_fitted(self)
-        return self.estimator_.score(X, y, sample_weight=sample_weight)
+    predict = _delegate(
+        "predict",
+        "%(X_query)s\n**kwargs\n    Passed on, e.g. ``return_std=True``.",
+        "Whatever ``estimator_.predict`` returns.",
+        var_kwargs=True,
+    )
+    sample_y = _delegate(
+        "sample_y",
+        "%(sample_y_params)s",
+        "y_samples : ndarray\n    As ``estimator_.sample_y``.",
+        defaults={"n_samples": 1, "random_state": 0},
+    )
+    decompose_uncertainty = _delegate(
+        "decompose_uncertainty",
+        "%(X_query)s",
+        "epistemic, aleatoric : ndarray\n    As ``estimator_.decompose_uncertainty``.",
+    )
+    predict_proba = _delegate(
+        "predict_proba",
+        "%(X_query)s",
+        "proba : ndarray or list of ndarray\n    As ``estimator_.predict_proba``.",
+    )
+    predictive_entropy = _delegate(
+        "predictive_entropy",
+        "%(X_query)s",
+        "entropy : ndarray\n    As ``estimator_.predictive_entropy``.",
+    )
+    score = _delegate(
+        "score",
+        "%(X_test)s\ny : array-like\n    Test targets.\n%(sample_weight)s",
+        "score : float\n    As ``estimator_.score``.",
+        ("X", "y"),
+        {"sample_weight": None},
+        always=True,
+    )
 
     @property
     def n_features_in_(self):

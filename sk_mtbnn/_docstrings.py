@@ -1,0 +1,86 @@
+"""Docstring fragments documented in several places, kept in one place.
+
+A docstring names a fragment on a line of its own, ``%(name)s``; :func:`fill_doc`
+replaces that line by the fragment, every line indented as the placeholder was.
+The rendered ``__doc__`` is plain numpydoc, so Sphinx, ``help`` and doctests see
+the full text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+#: One entry per documented parameter (or group of parameters), flush left.
+FRAGMENTS: dict[str, str] = {
+    # Prediction methods of the regressors and the meta-estimators around them.
+    "X_query": """\
+X : array-like of shape (n_samples, n_features)
+    Query points.""",
+    "sample_y_params": """\
+X : array-like of shape (n_samples_X, n_features)
+    Query points.
+n_samples : int, default=1
+    Number of samples drawn per query point.
+random_state : int, RandomState instance or None, default=0
+    Seeds the draws; an int gives reproducible samples.""",
+    "X_test": """\
+X : array-like of shape (n_samples, n_features)
+    Test inputs.""",
+    "sample_weight": """\
+sample_weight : array-like of shape (n_samples,), default=None
+    Sample weights.""",
+    # Query strategies (sk_mtbnn.active_learning).
+    "learner": """\
+learner : modAL learner or fitted sk_mtbnn regressor
+    The model.""",
+    "X_pool": """\
+X_pool : array-like of shape (n_pool, n_features)
+    Candidates.
+n_instances : int, default=1
+    Number of rows.""",
+    "labelled_xy_task": """\
+X_labelled, y_labelled : array-like, optional
+    Labelled data, when ``learner`` is a bare estimator: both, or
+    neither; ``y_labelled`` of shape ``(n_labelled, n_tasks)`` (or
+    ``(n_labelled,)`` for one task), NaN for a missing label.
+task : int or None, default=None
+    Compare this task's outputs (all tasks when None); from a learner,
+    rows count as labelled when labelled for it.""",
+    "query_idx": """\
+query_idx : ndarray of shape (n_instances,)
+    Distinct indices into ``X_pool``.""",
+    # Plots of a fitted IterativeMagnitudePruning.
+    "pruning_plot_params": """\
+pruning : IterativeMagnitudePruning
+    A fitted meta-estimator.
+task_names : list of str, optional
+    Labels of the tasks; ``task 0, task 1, ...`` by default.
+ax : matplotlib Axes, optional
+    Where to draw; a new figure by default.""",
+}
+
+_PLACEHOLDER = re.compile(r"^([ \t]*)%\((\w+)\)s[ \t]*$", re.MULTILINE)
+
+
+def expand_doc(doc: str, **extra: str) -> str:
+    """``doc`` with every ``%(name)s`` line replaced by its fragment, indented as the line.
+
+    ``extra`` fragments are looked up before :data:`FRAGMENTS`; an unknown name
+    raises a KeyError (at import time, for a decorated object).
+    """
+
+    def expand(match: re.Match) -> str:
+        indent, name = match.groups()
+        text = extra[name] if name in extra else FRAGMENTS[name]
+        return "\n".join(indent + line if line else line for line in text.split("\n"))
+
+    return _PLACEHOLDER.sub(expand, doc)
+
+
+def fill_doc(obj: _T) -> _T:
+    """Decorator: :func:`expand_doc` on the docstring of a function, method or class."""
+    obj.__doc__ = expand_doc(obj.__doc__ or "")
+    return obj
