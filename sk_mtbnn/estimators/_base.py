@@ -300,7 +300,7 @@ class NetworkEstimatorMixin:
             # faster on CPU too; user-given classes receive no extra argument.
             optimizer_kwargs["optimizer__foreach"] = True
         valid = data.valid
-        return net_class(
+        net_kwargs = dict(
             module=module,
             criterion=criterion,
             optimizer=resolve_optimizer(self.optimizer),
@@ -320,6 +320,10 @@ class NetworkEstimatorMixin:
             **optimizer_kwargs,
             **kwargs,
         )
+        # Set by sk_mtbnn.distributed.fit_data_parallel in its worker processes:
+        # it shards the loaders and adds the callback that averages the gradients.
+        hook = getattr(self, "_net_kwargs_hook", None)
+        return net_class(**(net_kwargs if hook is None else hook(net_kwargs)))
 
     def _sync_inference_stamp(self) -> None:
         """Mark the inference copy as in step with ``net_.module_`` (after writing both)."""
