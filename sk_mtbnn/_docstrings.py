@@ -38,9 +38,12 @@ learner : modAL learner or fitted sk_mtbnn regressor
     The model.""",
     "X_pool": """\
 X_pool : array-like of shape (n_pool, n_features)
-    Candidates.
+    Unlabelled candidates.
 n_instances : int, default=1
-    Number of rows.""",
+    Number of rows to pick.""",
+    "X_labelled": """\
+X_labelled : array-like, optional
+    Labelled inputs, when ``learner`` is a bare estimator.""",
     "labelled_xy_task": """\
 X_labelled, y_labelled : array-like, optional
     Labelled data, when ``learner`` is a bare estimator: both, or

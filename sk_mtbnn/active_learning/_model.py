@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from sklearn.pipeline import Pipeline
 
-from .._validation import check_fitted
+from .._validation import check_fitted, check_positive_int
 from ..estimators._torch_utils import PREDICT_CHUNK
 from ..nn.blr import with_bias
+
+#: Pool rows scored at once (bounded memory); a pool of several chunks may show a progress bar.
+SCORE_CHUNK = PREDICT_CHUNK
 
 
 class PoolScores(NamedTuple):
@@ -31,6 +35,11 @@ class PoolScores(NamedTuple):
     epistemic_std: np.ndarray  # (m, T)
     total_std: np.ndarray  # (m, T)
     egl: np.ndarray  # (m, T) closed-form expected gradient length of each task's head
+
+    def summed_std(self, uncertainty: str, tasks: list[int]) -> np.ndarray:
+        """The ``"total"`` or ``"epistemic"`` standard deviation, summed over ``tasks``."""
+        std = self.total_std if uncertainty == "total" else self.epistemic_std
+        return std[:, tasks].sum(1)
 
 
 def is_learner(obj) -> bool:
@@ -70,6 +79,16 @@ def as_inputs(estimator, transform, X) -> np.ndarray:
     return estimator._validate_X_predict(X)
 
 
+def prepare_pool(learner, X_pool, n_instances):
+    """The estimator, its input transform, the validated pool and ``n_instances``, checked."""
+    n_instances = check_positive_int(n_instances, "n_instances")
+    estimator, transform = resolve(learner)
+    X = as_inputs(estimator, transform, X_pool)
+    if n_instances > len(X):
+        raise ValueError(f"n_instances={n_instances} exceeds the pool size {len(X)}.")
+    return estimator, transform, X, n_instances
+
+
 def members(estimator) -> list:
     """The fitted networks behind ``estimator``: its ensemble members, or itself."""
     return list(vars(estimator).get("estimators_", None) or [estimator])
@@ -102,18 +121,37 @@ def inference_module(estimator) -> torch.nn.Module:
     return copy.deepcopy(estimator._inference())
 
 
-def pool_scores(estimator, X: np.ndarray) -> PoolScores:
+def pool_progress(estimator, n_rows: int, chunk: int, verbose=None, *, repeats=1, desc="score"):
+    """One tqdm bar over ``repeats * n_rows`` rows, shown only when asked for and worth it.
+
+    Shown when ``verbose`` (None: the estimator's ``verbose``) is at least 2,
+    the level at which ``fit`` draws its progress bar, and the rows take more
+    than one ``chunk``; otherwise a disabled bar, whose updates cost nothing.
+    """
+    from tqdm.auto import tqdm
+
+    if verbose is not None and not isinstance(verbose, numbers.Integral):
+        raise ValueError(f"verbose must be None or an integer; got {verbose!r}.")
+    level = getattr(estimator, "verbose", 0) if verbose is None else verbose
+    show = int(level or 0) >= 2 and n_rows > chunk
+    return tqdm(total=repeats * n_rows, unit="row", desc=desc, leave=True, disable=not show)
+
+
+def pool_scores(estimator, X: np.ndarray, verbose=None) -> PoolScores:
     """Pool scores of a network, or of an ensemble's mixture.
 
     For an ensemble the mean and the standard deviations are the mixture's
     (law of total variance over the members), and the EGL is the members'
     closed form averaged, with pseudo-labels drawn from the mixture's
     predictive (each member's EGL rescaled by the mixture's std over its own).
+    A pool of more than :data:`SCORE_CHUNK` rows shows one progress bar
+    (over all members) when ``verbose`` (None: the estimator's) is 2 or more.
     """
     nets = members(estimator)
+    with pool_progress(estimator, len(X), SCORE_CHUNK, verbose, repeats=len(nets)) as bar:
+        parts = [_network_pool_scores(net, X, bar) for net in nets]
     if len(nets) == 1:
-        return _network_pool_scores(nets[0], X)
-    parts = [_network_pool_scores(net, X) for net in nets]
+        return parts[0]
     means = np.stack([p.mean for p in parts])
     epistemic = np.mean([p.epistemic_std**2 for p in parts], axis=0) + means.var(0)
     aleatoric = np.mean([p.total_std**2 - p.epistemic_std**2 for p in parts], axis=0)
@@ -122,7 +160,7 @@ def pool_scores(estimator, X: np.ndarray) -> PoolScores:
     return PoolScores(means.mean(0), np.sqrt(epistemic), total, egl)
 
 
-def _network_pool_scores(estimator, X: np.ndarray) -> PoolScores:
+def _network_pool_scores(estimator, X: np.ndarray, bar) -> PoolScores:
     """Uncertainties and closed-form EGL of every row, in bounded memory (row chunks).
 
     The EGL of task ``t`` is the expected norm of the gradient, with respect
@@ -139,8 +177,8 @@ def _network_pool_scores(estimator, X: np.ndarray) -> PoolScores:
     Z = standardised_inputs(estimator, X)
     out = [np.empty((len(Z), estimator.n_tasks_)) for _ in range(4)]
     with torch.no_grad():
-        for start in range(0, len(Z), PREDICT_CHUNK):
-            x = torch.as_tensor(Z[start : start + PREDICT_CHUNK], device=device)
+        for start in range(0, len(Z), SCORE_CHUNK):
+            x = torch.as_tensor(Z[start : start + SCORE_CHUNK], device=device)
             phi = module(x)
             pred = head.predict(phi)
             total = torch.sqrt(pred.epistemic + pred.aleatoric)
@@ -150,6 +188,7 @@ def _network_pool_scores(estimator, X: np.ndarray) -> PoolScores:
             parts = (pred.mean, pred.epistemic.sqrt(), total, egl)
             for dest, part in zip(out, parts):
                 dest[start : start + len(x)] = part.T.cpu().numpy()
+            bar.update(len(x))
     return PoolScores(*out)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import KDTree
+from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils import check_random_state
 
+from .._docstrings import fill_doc
 from .._validation import check_choice, check_fraction, check_positive_float, check_positive_int
 from ._diversity import exclusion_box, extend_picks, first_allowed
 from ._labelled import labelled_set
-from ._model import as_inputs, pool_scores, resolve, standardised_inputs, task_columns
+from ._model import pool_scores, prepare_pool, standardised_inputs, task_columns
 from .egl import expected_gradient_length
 
 
@@ -68,6 +69,9 @@ class ClusterEGLSampling:
         Scale of the exclusion threshold (0 keeps out exact duplicates only).
     random_state : int, RandomState instance or None, default=None
         Seeds the pseudo-labels of ``egl="full"``.
+    verbose : int or None, default=None
+        2 or more: a progress bar while a pool of several chunks is scored;
+        None: the model's ``verbose`` decides (as ``fit``'s progress bar).
 
     References
     ----------
@@ -105,6 +109,7 @@ class ClusterEGLSampling:
         n_pseudo_labels=16,
         alpha=0.02,
         random_state=None,
+        verbose=None,
     ):
         self.task = task
         self.candidate_fraction = candidate_fraction
@@ -114,6 +119,7 @@ class ClusterEGLSampling:
         self.n_pseudo_labels = n_pseudo_labels
         self.alpha = alpha
         self.random_state = random_state
+        self.verbose = verbose
 
     def __repr__(self) -> str:
         keys = ("task", "candidate_fraction", "member_fraction", "uncertainty", "egl", "alpha")
@@ -129,6 +135,7 @@ class ClusterEGLSampling:
         check_positive_float(self.alpha, "alpha", allow_zero=True)
         return n_instances
 
+    @fill_doc
     def __call__(self, learner, X_pool, n_instances=1, X_labelled=None):
         """Indices of the pool rows to label next.
 
@@ -136,28 +143,19 @@ class ClusterEGLSampling:
         ----------
         learner : modAL learner or fitted sk_mtbnn regressor
             The model (a learner's ``X_training`` are the labelled inputs).
-        X_pool : array-like of shape (n_pool, n_features)
-            Unlabelled candidates.
-        n_instances : int, default=1
-            Number of rows to pick.
-        X_labelled : array-like, optional
-            Labelled inputs, when ``learner`` is a bare estimator.
+        %(X_pool)s
+        %(X_labelled)s
 
         Returns
         -------
-        query_idx : ndarray of shape (n_instances,)
-            Distinct indices into ``X_pool``.
+        %(query_idx)s
         """
         n_instances = self._check(n_instances)
-        estimator, transform = resolve(learner)
-        X = as_inputs(estimator, transform, X_pool)
-        if n_instances > len(X):
-            raise ValueError(f"n_instances={n_instances} exceeds the pool size {len(X)}.")
+        estimator, transform, X, n_instances = prepare_pool(learner, X_pool, n_instances)
         tasks = task_columns(self.task, estimator.n_tasks_)
         labelled = labelled_set(learner, estimator, transform, tasks, X_labelled)
-        scores = pool_scores(estimator, X)
-        std = scores.epistemic_std if self.uncertainty == "epistemic" else scores.total_std
-        sigma = std[:, tasks].sum(1)
+        scores = pool_scores(estimator, X, self.verbose)
+        sigma = scores.summed_std(self.uncertainty, tasks)
 
         order = np.argsort(-sigma, kind="stable")
         n_cand = max(n_instances, int(np.ceil(self.candidate_fraction * len(X))))
@@ -165,7 +163,7 @@ class ClusterEGLSampling:
         candidates, members = order[:n_cand], order[:n_memb]
         Z = standardised_inputs(estimator, X)
         centres = self._centres(Z, sigma, candidates, n_instances)
-        nearest = self._assign(Z[members], Z[centres])
+        nearest = pairwise_distances_argmin(Z[members], Z[centres])  # members join their centre
 
         if self.egl == "head":
             egl = scores.egl[members][:, tasks].sum(1)
@@ -177,6 +175,7 @@ class ClusterEGLSampling:
                 parameters="all",
                 n_pseudo_labels=self.n_pseudo_labels,
                 random_state=check_random_state(self.random_state),
+                verbose=self.verbose,
             )
         box = exclusion_box(Z, labelled.Z, self.alpha)
         return self._pick(box, members, nearest, egl, order, n_instances)
@@ -197,11 +196,6 @@ class ClusterEGLSampling:
         return np.array(chosen)
 
     @staticmethod
-    def _assign(Z_members, Z_centres):
-        tree = KDTree(Z_centres)
-        return tree.query(Z_members, k=1, return_distance=False)[:, 0]
-
-    @staticmethod
     def _pick(box, members, nearest, egl, order, n):
         by_egl = np.argsort(-egl, kind="stable")
         ranked, cluster_of = members[by_egl], nearest[by_egl]
@@ -219,6 +213,7 @@ class ClusterEGLSampling:
         return np.array(picked, dtype=int)
 
 
+@fill_doc
 def cluster_egl_sampling(learner, X_pool, n_instances=1, **options):
     """Cluster-based EGL query strategy for modAL (function form).
 
@@ -229,29 +224,26 @@ def cluster_egl_sampling(learner, X_pool, n_instances=1, **options):
 
     Parameters
     ----------
-    learner : modAL learner or fitted sk_mtbnn regressor
-        The model.
-    X_pool : array-like of shape (n_pool, n_features)
-        Unlabelled candidates.
-    n_instances : int, default=1
-        Number of rows to pick.
+    %(learner)s
+    %(X_pool)s
     **options
         Parameters of :class:`ClusterEGLSampling`, and ``X_labelled``.
 
     Returns
     -------
-    query_idx : ndarray of shape (n_instances,)
-        Distinct indices into ``X_pool``.
+    %(query_idx)s
 
     Examples
     --------
     >>> import numpy as np
     >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
-    >>> from sk_mtbnn.active_learning import cluster_egl_sampling
+    >>> from sk_mtbnn.active_learning import ClusterEGLSampling, cluster_egl_sampling
     >>> X = np.linspace(-3, 3, 200)[:, None]
     >>> reg = SparseMultiTaskBNNRegressor(max_epochs=20, random_state=0).fit(X[::20], X[::20, 0])
-    >>> cluster_egl_sampling(reg, X, n_instances=2, X_labelled=X[::20]).shape
-    (2,)
+    >>> idx = cluster_egl_sampling(reg, X, n_instances=2, X_labelled=X[::20], alpha=0.05)
+    >>> strategy = ClusterEGLSampling(alpha=0.05)
+    >>> bool(np.array_equal(idx, strategy(reg, X, n_instances=2, X_labelled=X[::20])))
+    True
     """
     X_labelled = options.pop("X_labelled", None)
     return ClusterEGLSampling(**options)(learner, X_pool, n_instances, X_labelled=X_labelled)

@@ -11,14 +11,21 @@ from torch.func import functional_call, grad, vmap
 
 from .._validation import check_choice, check_positive_int
 from ..nn.blr import with_bias
-from ._model import as_inputs, inference_module, resolve, standardised_inputs, task_columns
+from ._model import (
+    as_inputs,
+    inference_module,
+    pool_progress,
+    resolve,
+    standardised_inputs,
+    task_columns,
+)
 
 #: Rows per vectorised batch of per-sample gradients.
 EGL_CHUNK = 256
 
 
 def expected_gradient_length(
-    model, X, *, task=None, parameters="all", n_pseudo_labels=16, random_state=0
+    model, X, *, task=None, parameters="all", n_pseudo_labels=16, random_state=0, verbose=None
 ) -> np.ndarray:
     """Monte Carlo expected gradient length of the data-fit term, by autograd.
 
@@ -52,6 +59,9 @@ def expected_gradient_length(
         Draws of ``y`` per row and task.
     random_state : int, RandomState instance or None, default=0
         Seeds the draws.
+    verbose : int or None, default=None
+        2 or more: a progress bar over the rows, when they take more than one
+        chunk of ``EGL_CHUNK``; None: the model's ``verbose``.
 
     Returns
     -------
@@ -103,6 +113,7 @@ def expected_gradient_length(
     }
     gen = torch.Generator(device="cpu").manual_seed(seed)
     out = np.zeros(len(Z))
+    bar = pool_progress(estimator, len(Z), EGL_CHUNK, verbose, desc="EGL")
     for start in range(0, len(Z), EGL_CHUNK):
         x = torch.as_tensor(Z[start : start + EGL_CHUNK], device=noise_var.device)
         with torch.no_grad():
@@ -116,4 +127,6 @@ def expected_gradient_length(
             sq = sum(g.reshape(len(xs), -1).square().sum(-1) for g in grads.values())
             norms = sq.sqrt().reshape(n_pseudo_labels, -1).mean(0)
             out[start : start + len(x)] += norms.cpu().numpy()
+        bar.update(len(x))
+    bar.close()
     return out

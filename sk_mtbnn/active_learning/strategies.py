@@ -15,21 +15,14 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sklearn.utils import check_random_state
 
+from .._docstrings import fill_doc
 from .._validation import check_choice, check_positive_float, check_positive_int
 from ._diversity import diverse_top, exclusion_box
 from ._labelled import labelled_set
-from ._model import as_inputs, pool_scores, resolve, standardised_inputs, task_columns
+from ._model import pool_scores, prepare_pool, standardised_inputs, task_columns
 
 
-def _prepare(learner, X_pool, n_instances):
-    n_instances = check_positive_int(n_instances, "n_instances")
-    estimator, transform = resolve(learner)
-    X = as_inputs(estimator, transform, X_pool)
-    if n_instances > len(X):
-        raise ValueError(f"n_instances={n_instances} exceeds the pool size {len(X)}.")
-    return estimator, transform, X, n_instances
-
-
+@fill_doc
 def max_std_sampling(
     learner,
     X_pool,
@@ -58,25 +51,19 @@ def max_std_sampling(
 
     Parameters
     ----------
-    learner : modAL learner or fitted sk_mtbnn regressor
-        The model.
-    X_pool : array-like of shape (n_pool, n_features)
-        Candidates.
-    n_instances : int, default=1
-        Number of rows.
+    %(learner)s
+    %(X_pool)s
     task : int or None, default=None
         One task, or the sum over tasks.
     uncertainty : {"total", "epistemic"}, default="total"
         Predictive standard deviation, or its epistemic part only.
-    X_labelled : array-like, optional
-        Labelled inputs, when ``learner`` is a bare estimator.
+    %(X_labelled)s
     alpha : float, default=0.02
         Scale of the exclusion threshold (0 keeps out exact duplicates only).
 
     Returns
     -------
-    query_idx : ndarray of shape (n_instances,)
-        Distinct indices into ``X_pool``.
+    %(query_idx)s
 
     Examples
     --------
@@ -93,16 +80,16 @@ def max_std_sampling(
     """
     check_choice(uncertainty, "uncertainty", ("total", "epistemic"))
     check_positive_float(alpha, "alpha", allow_zero=True)
-    estimator, transform, X, n = _prepare(learner, X_pool, n_instances)
+    estimator, transform, X, n = prepare_pool(learner, X_pool, n_instances)
     tasks = task_columns(task, estimator.n_tasks_)
     labelled = labelled_set(learner, estimator, transform, tasks, X_labelled)
-    scores = pool_scores(estimator, X)
-    std = scores.total_std if uncertainty == "total" else scores.epistemic_std
-    order = np.argsort(-std[:, tasks].sum(1), kind="stable")
+    std = pool_scores(estimator, X).summed_std(uncertainty, tasks)
+    order = np.argsort(-std, kind="stable")
     Z = standardised_inputs(estimator, X)
     return diverse_top(order, n, exclusion_box(Z, labelled.Z, alpha))
 
 
+@fill_doc
 def random_sampling(learner, X_pool, n_instances=1, random_state=None):
     """``n_instances`` distinct rows drawn uniformly at random.
 
@@ -110,16 +97,13 @@ def random_sampling(learner, X_pool, n_instances=1, random_state=None):
     ----------
     learner : object
         Ignored (kept for modAL's query-strategy signature).
-    X_pool : array-like of shape (n_pool, n_features)
-        Candidates.
-    n_instances : int, default=1
-        Number of rows.
+    %(X_pool)s
     random_state : int, RandomState instance or None, default=None
         Seeds the draw.
 
     Returns
     -------
-    query_idx : ndarray of shape (n_instances,)
+    %(query_idx)s
 
     Examples
     --------
@@ -197,7 +181,7 @@ def _min_gap(kind, Z, P, Z_ref, P_ref, block=1024) -> np.ndarray:
 
 
 def _greedy(learner, X_pool, n_instances, kind, X_labelled, y_labelled, task):
-    estimator, transform, X, n = _prepare(learner, X_pool, n_instances)
+    estimator, transform, X, n = prepare_pool(learner, X_pool, n_instances)
     tasks = task_columns(task, estimator.n_tasks_)
     with_y = kind != "gsx"
     labelled = labelled_set(
@@ -208,6 +192,7 @@ def _greedy(learner, X_pool, n_instances, kind, X_labelled, y_labelled, task):
     return greedy_picks(kind, Z, n, labelled.Z, P, labelled.Y)
 
 
+@fill_doc
 def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
     """GSx: the rows farthest (in standardised inputs) from every labelled row.
 
@@ -215,19 +200,15 @@ def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
     ----------
     learner : modAL learner or fitted sk_mtbnn regressor
         The model (for the input scaling and the labelled rows).
-    X_pool : array-like of shape (n_pool, n_features)
-        Candidates.
-    n_instances : int, default=1
-        Number of rows.
-    X_labelled : array-like, optional
-        Labelled inputs, when ``learner`` is a bare estimator.
+    %(X_pool)s
+    %(X_labelled)s
     task : int or None, default=None
         From a learner, rows count as labelled when labelled for this task
         (for every task when None).
 
     Returns
     -------
-    query_idx : ndarray of shape (n_instances,)
+    %(query_idx)s
 
     Examples
     --------
@@ -242,6 +223,7 @@ def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
     return _greedy(learner, X_pool, n_instances, "gsx", X_labelled, None, task)
 
 
+@fill_doc
 def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None, task=None):
     """GSy: the rows whose predicted outputs are farthest from every labelled output.
 
@@ -251,23 +233,13 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
 
     Parameters
     ----------
-    learner : modAL learner or fitted sk_mtbnn regressor
-        The model.
-    X_pool : array-like of shape (n_pool, n_features)
-        Candidates.
-    n_instances : int, default=1
-        Number of rows.
-    X_labelled, y_labelled : array-like, optional
-        Labelled data, when ``learner`` is a bare estimator: both, or
-        neither; ``y_labelled`` of shape ``(n_labelled, n_tasks)`` (or
-        ``(n_labelled,)`` for one task), NaN for a missing label.
-    task : int or None, default=None
-        Compare this task's outputs (all tasks when None); from a learner,
-        rows count as labelled when labelled for it.
+    %(learner)s
+    %(X_pool)s
+    %(labelled_xy_task)s
 
     Returns
     -------
-    query_idx : ndarray of shape (n_instances,)
+    %(query_idx)s
 
     Examples
     --------
@@ -282,6 +254,7 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     return _greedy(learner, X_pool, n_instances, "gsy", X_labelled, y_labelled, task)
 
 
+@fill_doc
 def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=None, task=None):
     """iGS: the rows maximising ``min_m ||x - x_m|| * ||y^(x) - y_m||`` over the labelled set.
 
@@ -292,23 +265,13 @@ def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
 
     Parameters
     ----------
-    learner : modAL learner or fitted sk_mtbnn regressor
-        The model.
-    X_pool : array-like of shape (n_pool, n_features)
-        Candidates.
-    n_instances : int, default=1
-        Number of rows.
-    X_labelled, y_labelled : array-like, optional
-        Labelled data, when ``learner`` is a bare estimator: both, or
-        neither; ``y_labelled`` of shape ``(n_labelled, n_tasks)`` (or
-        ``(n_labelled,)`` for one task), NaN for a missing label.
-    task : int or None, default=None
-        Compare this task's outputs (all tasks when None); from a learner,
-        rows count as labelled when labelled for it.
+    %(learner)s
+    %(X_pool)s
+    %(labelled_xy_task)s
 
     Returns
     -------
-    query_idx : ndarray of shape (n_instances,)
+    %(query_idx)s
 
     Examples
     --------
@@ -317,7 +280,8 @@ def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     >>> from sk_mtbnn.active_learning import igs_sampling
     >>> X = np.linspace(0, 1, 21)[:, None]
     >>> reg = SparseMultiTaskBNNRegressor(max_epochs=5, random_state=0).fit(X[:5], X[:5, 0])
-    >>> igs_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0]).shape
-    (2,)
+    >>> idx = igs_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0])
+    >>> bool(np.isin(idx, range(5)).any())  # a labelled row is at distance 0: never picked
+    False
     """
     return _greedy(learner, X_pool, n_instances, "igs", X_labelled, y_labelled, task)
