@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .estimators import BayesAggMTLClassifier, BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
+from .persistence import load, save
 from .pruning import IterativeMagnitudePruning
 
 try:
@@ -16,4 +17,6 @@ __all__ = [
     "IterativeMagnitudePruning",
     "SparseMultiTaskBNNRegressor",
     "__version__",
+    "load",
+    "save",
 ]

@@ -1,0 +1,452 @@
+"""sk_mtbnn.save / sk_mtbnn.load: exact round trips without pickle, and clear refusals."""
+
+import hashlib
+import io
+import json
+import os
+import warnings
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+
+import sk_mtbnn
+from sk_mtbnn import (
+    BayesAggMTLClassifier,
+    BayesAggMTLRegressor,
+    IterativeMagnitudePruning,
+    SparseMultiTaskBNNRegressor,
+)
+from sk_mtbnn.aggregators import Aggregator, MeanAggregator, PCGrad
+from sk_mtbnn.persistence import FORMAT_VERSION, read_metadata
+
+S = SparseMultiTaskBNNRegressor
+NETWORK_ATTRIBUTES = {"net_", "_inference_module", "_inference_stamp", "history_"}
+
+
+def _data():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, (40, 2))
+    y = np.c_[np.sin(X[:, 0]), X[:, 1] ** 2] + 0.1 * rng.randn(40, 2)
+    y[::4, 1] = np.nan
+    return X, y
+
+
+X, Y = _data()
+Y_CLASSES = np.c_[
+    np.where(X[:, 0] > 0, "up", "down"),
+    np.where(X[:, 1] > 0.5, "x", np.where(X[:, 1] < -0.5, "y", "z")),
+].astype(object)
+Y_CLASSES[::5, 1] = None
+
+# Every fitted configuration that keeps different state: regimes, ensembles,
+# heads and covariances, head priors, backbone options, aggregators given as
+# objects, optimiser classes, RandomState seeds, known noise, pruning.
+REGRESSORS = {
+    "network": S((8,), regime="network", max_epochs=5, random_state=0),
+    "evidence": S((8, 8), regime="evidence", n_estimators=1, random_state=0),
+    "auto_ensemble": S((8, 8), random_state=0),  # evidence regime, 5 members
+    "network_ensemble": S((8,), n_estimators=2, max_epochs=3, random_state=0),
+    "heteroscedastic": S((8,), head="heteroscedastic", max_epochs=5, random_state=0),
+    "student_t": S((8,), head="student_t", max_epochs=5, random_state=0),
+    "head_prior": S((8,), head_prior="clustering", max_epochs=5, random_state=0),
+    "lowrank_branches": S(
+        (8,),
+        covariance="lowrank",
+        branch_layer_sizes=(4,),
+        aggregator=PCGrad(),
+        optimizer=torch.optim.Adam,
+        max_epochs=5,
+        random_state=0,
+    ),
+    "diagonal_random_features": S(
+        (8,), covariance="diagonal", random_features=16, max_epochs=5, random_state=0
+    ),
+    "spectral_residual_task_inputs": S(
+        (8, 8),
+        spectral_norm=1.0,
+        residual=True,
+        task_inputs={1: [1]},
+        alpha=0.01,
+        max_epochs=5,
+        random_state=np.random.RandomState(0),
+    ),
+    "alpha_per_row": S((8, 8), regime="evidence", n_estimators=1, alpha=np.full(40, 1e-3)),
+    "bayesagg": BayesAggMTLRegressor((8,), max_epochs=5, random_state=0),
+    "bayesagg_ensemble": BayesAggMTLRegressor((8,), n_estimators=2, max_epochs=3, random_state=0),
+    "pruned": IterativeMagnitudePruning(
+        S((8,), max_epochs=3, random_state=0), n_rounds=1, retrain_epochs=2, random_state=0
+    ),
+}
+CLASSIFIERS = {
+    "bayesagg": BayesAggMTLClassifier((8,), max_epochs=5, random_state=0, missing_label=None),
+    "pcgrad": BayesAggMTLClassifier(
+        (8,), aggregator="pcgrad", max_epochs=5, random_state=0, missing_label=None
+    ),
+    "pruned": IterativeMagnitudePruning(
+        BayesAggMTLClassifier(
+            (8,), aggregator=MeanAggregator(), max_epochs=3, random_state=0, missing_label=None
+        ),
+        n_rounds=1,
+        retrain_epochs=2,
+        random_state=0,
+    ),
+}
+
+
+def _fit(estimator, X, y, **fit_params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return clone(estimator).fit(X, y, **fit_params)
+
+
+@pytest.fixture(scope="module")
+def fitted_regressors():
+    return {name: _fit(est, X, Y) for name, est in REGRESSORS.items()}
+
+
+@pytest.fixture(scope="module")
+def fitted_classifiers():
+    return {name: _fit(est, X, Y_CLASSES) for name, est in CLASSIFIERS.items()}
+
+
+def _round_trip(estimator, tmp_path, name="model.skmtbnn"):
+    path = tmp_path / name
+    sk_mtbnn.save(estimator, path)
+    return sk_mtbnn.load(path)
+
+
+def assert_same_value(a, b, where="value"):
+    """Deep equality of fitted attributes (arrays exactly, NaN equal to NaN)."""
+    assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, z) in enumerate(zip(a, b)):
+            assert_same_value(x, z, f"{where}[{i}]")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            assert_same_value(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype, where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype, where
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=where)
+    elif isinstance(a, np.random.RandomState):
+        assert_same_value(a.get_state(), b.get_state(), where)
+    elif hasattr(a, "get_params"):
+        assert_same_params(a, b)
+    elif isinstance(a, Aggregator):
+        assert_same_value(vars(a), vars(b), where)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b), where
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def assert_same_params(a, b):
+    assert type(a) is type(b)
+    pa, pb = a.get_params(deep=False), b.get_params(deep=False)
+    assert list(pa) == list(pb)
+    for k in pa:
+        assert_same_value(pa[k], pb[k], f"{type(a).__name__}.{k}")
+
+
+def assert_same_fitted_state(a, b):
+    """Every attribute of the last fit is restored (networks are compared by predictions)."""
+    names = set(getattr(a, "_fit_state_names", ()))
+    assert names == set(getattr(b, "_fit_state_names", ()))
+    for name in sorted(names - NETWORK_ATTRIBUTES):
+        va, vb = getattr(a, name), getattr(b, name)
+        if hasattr(va, "_fit_state_names") or hasattr(va, "net_"):
+            assert_same_fitted_state(va, vb)
+        elif isinstance(va, list) and va and hasattr(va[0], "net_"):
+            for ma, mb in zip(va, vb):
+                assert_same_fitted_state(ma, mb)
+        else:
+            assert_same_value(va, vb, name)
+    if "net_" in vars(a):
+        assert list(a.history_) == list(b.history_)
+        for (ka, ta), (kb, tb) in zip(
+            a.net_.module_.state_dict().items(), b.net_.module_.state_dict().items()
+        ):
+            assert ka == kb
+            torch.testing.assert_close(ta, tb, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSORS))
+def test_regressor_round_trip_is_exact(name, fitted_regressors, tmp_path):
+    reg = fitted_regressors[name]
+    loaded = _round_trip(reg, tmp_path)
+    assert type(loaded) is type(reg)
+    assert_same_params(reg, loaded)
+    assert_same_fitted_state(reg, loaded)
+    Xq = X[:7] + 0.3
+    # Exact equality: the same float64 networks run the same operations.
+    for a, b in zip(reg.predict(Xq, return_std=True), loaded.predict(Xq, return_std=True)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        reg.predict(Xq, return_cov=True)[1], loaded.predict(Xq, return_cov=True)[1]
+    )
+    np.testing.assert_array_equal(
+        reg.sample_y(Xq, n_samples=4, random_state=3),
+        loaded.sample_y(Xq, n_samples=4, random_state=3),
+    )
+    for a, b in zip(reg.decompose_uncertainty(Xq), loaded.decompose_uncertainty(Xq)):
+        np.testing.assert_array_equal(a, b)
+    if hasattr(reg, "ood_score"):
+        np.testing.assert_array_equal(reg.ood_score(Xq), loaded.ood_score(Xq))
+    assert loaded.n_features_in_ == reg.n_features_in_
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_classifier_round_trip_is_exact(name, fitted_classifiers, tmp_path):
+    clf = fitted_classifiers[name]
+    loaded = _round_trip(clf, tmp_path)
+    assert_same_params(clf, loaded)
+    assert_same_fitted_state(clf, loaded)
+    for a, b in zip(clf.classes_, loaded.classes_):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+    for a, b in zip(clf.predict_proba(X), loaded.predict_proba(X)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(clf.predict(X), loaded.predict(X))
+    assert set(loaded.predict(X)[:, 0]) <= {"up", "down"}
+
+
+def test_pruned_masks_and_sparsity_are_restored(fitted_regressors, tmp_path):
+    imp = fitted_regressors["pruned"]
+    loaded = _round_trip(imp, tmp_path)
+    assert imp.sparsity_.max() > 0  # something was pruned, so the masks matter
+    for task_a, task_b in zip(imp.estimator_.masks_, loaded.estimator_.masks_):
+        for (wa, ba), (wb, bb) in zip(task_a, task_b):
+            np.testing.assert_array_equal(wa, wb)
+            np.testing.assert_array_equal(ba, bb)
+    assert_same_value(imp.masks_, loaded.masks_, "masks_")
+
+
+def test_training_interrupted_and_regime_are_restored(fitted_regressors, tmp_path):
+    for name in ("network", "evidence"):
+        reg = fitted_regressors[name]
+        loaded = _round_trip(reg, tmp_path, f"{name}.skmtbnn")
+        assert loaded.regime_ == reg.regime_ == name
+        assert loaded.training_interrupted_ is reg.training_interrupted_
+    evidence = fitted_regressors["evidence"]
+    loaded = _round_trip(evidence, tmp_path)
+    assert loaded.log_marginal_likelihood_value_ == evidence.log_marginal_likelihood_value_
+
+
+def test_loaded_estimator_refits_as_the_original(fitted_regressors, tmp_path):
+    reg = fitted_regressors["network"]
+    refit = _fit(_round_trip(reg, tmp_path), X, Y)
+    # Same parameters and seed: the refit reproduces the original fit exactly.
+    np.testing.assert_array_equal(refit.predict(X), reg.predict(X))
+
+
+def test_dataframe_names_task_similarity_and_masks_after_load(tmp_path):
+    frame = pd.DataFrame(X, columns=["u", "v"])
+    reg = _fit(
+        S((8,), head_prior="gating", max_epochs=3, random_state=0),
+        frame,
+        Y,
+        task_features=np.array([[0.0], [1.0]]),
+    )
+    loaded = _round_trip(reg, tmp_path)
+    np.testing.assert_array_equal(loaded.feature_names_in_, ["u", "v"])
+    np.testing.assert_array_equal(loaded.task_similarity_, reg.task_similarity_)
+    np.testing.assert_array_equal(loaded.predict(frame), reg.predict(frame))
+    assert_same_value(reg.masks_, loaded.masks_, "masks_")
+    with pytest.warns(UserWarning, match="feature names"):
+        loaded.predict(X)  # still checks the names, as the original does
+
+
+def test_unfitted_estimators_round_trip(tmp_path):
+    for est in (
+        S(aggregator=PCGrad()),
+        BayesAggMTLClassifier(missing_label=np.nan),
+        IterativeMagnitudePruning(BayesAggMTLRegressor((4,), tau=0.5)),
+    ):
+        loaded = _round_trip(est, tmp_path)
+        assert_same_params(est, loaded)
+        assert not hasattr(loaded, "_fit_state_names")
+    # The GP-like prior predictions before fit are the same too.
+    reg = S((8,), n_targets=2, random_state=0)
+    np.testing.assert_array_equal(_round_trip(reg, tmp_path).predict(X), reg.predict(X))
+
+
+def test_file_records_versions(fitted_regressors, tmp_path):
+    sk_mtbnn.save(fitted_regressors["network"], tmp_path / "m")
+    meta = read_metadata(tmp_path / "m")
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["versions"]["sk_mtbnn"] == sk_mtbnn.__version__
+    assert meta["versions"]["torch"] == torch.__version__
+    assert meta["estimator"] == "SparseMultiTaskBNNRegressor"
+
+
+# ------------------------------------------------------------- refusals
+class OwnAggregator(MeanAggregator):
+    """A user-defined aggregator: not in the allow-list."""
+
+
+class MyRegressor(SparseMultiTaskBNNRegressor):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("estimator", "match"),
+    [
+        (S(aggregator=OwnAggregator()), "OwnAggregator, which the safe format cannot store"),
+        (S(optimizer=type("MyOpt", (torch.optim.SGD,), {})), "MyOpt"),
+        (MyRegressor(), "Subclasses are refused"),
+        (PCGrad(), "stores the sk_mtbnn estimators"),
+    ],
+)
+def test_save_refuses_what_it_cannot_represent(estimator, match, tmp_path):
+    with pytest.raises(TypeError, match=match):
+        sk_mtbnn.save(estimator, tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left
+
+
+def test_save_refuses_unrepresentable_fitted_state(tmp_path):
+    reg = _fit(
+        S((8,), head_prior="gating", max_epochs=2, random_state=0),
+        X,
+        Y,
+        task_features=pd.DataFrame([[0.0], [1.0]]),
+    )
+    with pytest.raises(TypeError, match=r"_task_features_input is a pandas\.DataFrame"):
+        sk_mtbnn.save(reg, tmp_path / "m")
+    reg = _fit(S((8,), max_epochs=2, random_state=0), X, Y)
+    reg.net_.module_.extra = torch.nn.Linear(2, 2)  # structure changed after fit
+    with pytest.raises(TypeError, match="differs from the network"):
+        sk_mtbnn.save(reg, tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _members(path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return {n: archive.read(n) for n in archive.namelist()}
+
+
+def _write(path, members) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _rewrite(path, metadata=None, **changes):
+    """Rewrite members of a saved file with matching checksums (a deliberate tampering).
+
+    ``metadata`` edits the parsed JSON in place; a member given as None is removed.
+    """
+    members = _members(path)
+    meta = json.loads(members["metadata.json"])
+    if metadata is not None:
+        metadata(meta)
+    for name, data in changes.items():
+        if data is None:
+            del members[name]
+        else:
+            members[name] = data
+            meta["sha256"][name] = hashlib.sha256(data).hexdigest()
+    members["metadata.json"] = json.dumps(meta).encode()
+    _write(path, members)
+
+
+@pytest.fixture
+def saved(fitted_regressors, tmp_path):
+    path = tmp_path / "m.skmtbnn"
+    sk_mtbnn.save(fitted_regressors["network"], path)
+    return path
+
+
+def test_load_refuses_another_format_version(saved):
+    _rewrite(saved, metadata=lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(
+        ValueError, match=rf"format version {FORMAT_VERSION + 1}.*reads format"
+    ) as e:
+        sk_mtbnn.load(saved)
+    assert sk_mtbnn.__version__ in str(e.value) and "refit" in str(e.value)
+
+
+@pytest.mark.parametrize("written", ["9.4.0", "0.0.1"])
+def test_load_refuses_another_release_series(saved, written):
+    _rewrite(saved, metadata=lambda m: m["versions"].update(sk_mtbnn=written))
+    with pytest.raises(ValueError, match=f"written by sk_mtbnn {written}; this is sk_mtbnn") as e:
+        sk_mtbnn.load(saved)
+    assert f"sk_mtbnn=={written}" in str(e.value)
+
+
+def test_load_accepts_another_patch_release(saved):
+    major, minor = sk_mtbnn.__version__.split(".")[:2]
+    _rewrite(saved, metadata=lambda m: m["versions"].update(sk_mtbnn=f"{major}.{minor}.7"))
+    assert sk_mtbnn.load(saved).n_tasks_ == 2
+
+
+def test_load_refuses_an_unknown_class(saved):
+    def rename(meta):
+        meta["tree"]["__estimator__"] = "os.system"
+
+    _rewrite(saved, metadata=rename)
+    with pytest.raises(ValueError, match=r"'os\.system', which is not one that sk_mtbnn loads"):
+        sk_mtbnn.load(saved)
+
+
+def test_load_refuses_missing_and_corrupted_members(saved, tmp_path):
+    original = saved.read_bytes()
+    _rewrite(saved, **{"arrays.npz": None})
+    with pytest.raises(ValueError, match="not a complete sk_mtbnn file"):
+        sk_mtbnn.load(saved)
+    # A changed byte inside the tensors (the checksum is the original's).
+    saved.write_bytes(original)
+    members = _members(saved)
+    tensors = bytearray(members["tensors.pt"])
+    tensors[len(tensors) // 2] ^= 0xFF
+    members["tensors.pt"] = bytes(tensors)
+    _write(saved, members)
+    with pytest.raises(ValueError, match=r"checksum of tensors\.pt does not match"):
+        sk_mtbnn.load(saved)
+    (tmp_path / "junk").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"not a file written by sk_mtbnn\.save"):
+        sk_mtbnn.load(tmp_path / "junk")
+
+
+class _Payload:
+    """Pickling this creates a directory when unpickled: the attack load must refuse."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.target,))
+
+
+def test_load_refuses_a_pickle_payload_without_running_it(saved, tmp_path):
+    marker = tmp_path / "pwned"
+    buffer = io.BytesIO()
+    torch.save({"t0": _Payload(marker)}, buffer)  # torch.save pickles it
+    # The checksum is updated too: only the loader's own refusal stands in the way.
+    _rewrite(saved, **{"tensors.pt": buffer.getvalue()})
+    with pytest.raises(ValueError, match="something other than tensors"):
+        sk_mtbnn.load(saved)
+    assert not marker.exists()
+    # The same in the arrays: an object array needs pickle, which np.load refuses.
+    arrays = io.BytesIO()
+    np.savez(arrays, a0=np.array([_Payload(marker)], dtype=object))
+    _rewrite(saved, **{"arrays.npz": arrays.getvalue()})
+    with pytest.raises(ValueError, match="other than plain numpy arrays"):
+        sk_mtbnn.load(saved)
+    assert not marker.exists()
+
+
+def test_load_refuses_tampered_tree(saved):
+    def tamper(meta):
+        meta["tree"]["params"]["hidden_layer_sizes"] = {"__import__": "os"}
+
+    _rewrite(saved, metadata=tamper)
+    with pytest.raises(ValueError, match="is not a stored value"):
+        sk_mtbnn.load(saved)
