@@ -170,7 +170,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
         return _metadata(archive, path)
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     """Load an estimator written by :func:`save`; never unpickles anything.
 
     The estimator is rebuilt from its class (one of sk_mtbnn's, by name) and
@@ -182,6 +182,11 @@ def load(path: str | os.PathLike):
     ----------
     path : str or path-like
         A file written by :func:`save`.
+    device : str or torch.device, default=None
+        Replaces the ``device`` parameter of the estimator (and of its
+        members), e.g. ``"cpu"`` for a model trained on a GPU; None keeps the
+        saved one. Predictions are identical on the device they were saved
+        from.
 
     Returns
     -------
@@ -219,12 +224,12 @@ def load(path: str | os.PathLike):
         _check_compatible(metadata, path)
         arrays = _read_arrays(_member(archive, _ARRAYS, metadata, path), path)
         tensors = _read_tensors(_member(archive, _TENSORS, metadata, path), path)
-    decoder = Decoder(arrays, tensors, decode_state)
+    decoder = Decoder(arrays, tensors, decode_state, device)
     try:
         estimator = decoder.value(metadata.get("tree"))
     except FormatError as error:
         raise FormatError(f"{path} is not a valid sk_mtbnn file: {error}") from None
-    except (TypeError, KeyError, AttributeError, IndexError) as error:
+    except (TypeError, KeyError, AttributeError, IndexError, RuntimeError, OverflowError) as error:
         raise FormatError(
             f"{path} is not a valid sk_mtbnn file: its content does not fit the format "
             f"({type(error).__name__}: {error})."

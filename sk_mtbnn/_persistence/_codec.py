@@ -27,6 +27,7 @@ _TAGS = (
     "__object_array__",
     "__npscalar__",
     "__tensor__",
+    "__device__",
     "__random_state__",
     "__optimizer__",
     "__aggregator__",
@@ -115,6 +116,8 @@ class Encoder:
             return {"__object_array__": list(v.shape), "items": items}
         if type(v) is torch.Tensor:
             return {"__tensor__": self.tensor(v), "requires_grad": v.requires_grad}
+        if type(v) is torch.device:
+            return {"__device__": str(v)}
         if type(v) is tuple:
             return {"__tuple__": [self.value(x, f"{where}[{i}]") for i, x in enumerate(v)]}
         if type(v) is list:
@@ -173,10 +176,11 @@ class Encoder:
 class Decoder:
     """Decodes the JSON trees of :class:`Encoder` given the arrays and tensors read."""
 
-    def __init__(self, arrays, tensors, estimator_state) -> None:
+    def __init__(self, arrays, tensors, estimator_state, device=None) -> None:
         self.arrays = arrays
         self.tensors = tensors
         self._estimator_state = estimator_state
+        self.device_override = device  # replaces every estimator's ``device`` when given
 
     def array(self, key) -> np.ndarray:
         if not isinstance(key, str) or key not in self.arrays:
@@ -243,6 +247,11 @@ class Decoder:
         tensor = self.tensor(key).clone()
         return tensor.requires_grad_(bool(node.get("requires_grad", False)))
 
+    def _device(self, name, node):
+        if type(name) is not str:
+            raise FormatError("a stored torch device that is not a string.")
+        return torch.device(name)
+
     def _random_state(self, state, node):
         name, keys, pos, has_gauss, cached = state
         rng = np.random.RandomState()
@@ -266,7 +275,10 @@ class Decoder:
 
     def _estimator(self, name, node):
         cls = _lookup(_estimator_classes(), name, "estimator class")
-        estimator = cls(**self._params(node.get("params")))
+        params = self._params(node.get("params"))
+        if self.device_override is not None and "device" in params:
+            params["device"] = self.device_override
+        estimator = cls(**params)
         if node.get("state") is not None:
             self._estimator_state(estimator, node["state"], self)
         return estimator

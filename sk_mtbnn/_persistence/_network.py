@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..estimators._base import TrainingData, seeded
+from ..estimators._device import check_device
 from ..estimators._torch_utils import inference_copy
 from ._codec import FormatError, UnrepresentableError
 
@@ -69,6 +70,7 @@ def decode_state(estimator, state, decoder) -> None:
     names = tuple(str(n) for n in state.get("names", ()))
     shared_history = False
     for name, node in state["attributes"].items():
+        _check_attribute_name(estimator, name)
         if node == {"__tuple__": ["net_.history"]}:
             shared_history = True
             continue
@@ -82,6 +84,19 @@ def decode_state(estimator, state, decoder) -> None:
         raise FormatError(f"the file lacks the fitted attributes {sorted(missing)}.")
     if state.get("recorded", True):
         estimator._fit_state_names = names
+
+
+def _check_attribute_name(obj, name, private: bool = True) -> None:
+    """Refuse names that would replace a method or a special attribute of ``obj``."""
+    valid = isinstance(name, str) and name.isidentifier() and not name.startswith("__")
+    if (
+        not valid
+        or (not private and name.startswith("_"))
+        or callable(getattr(type(obj), name, None))
+    ):
+        raise FormatError(
+            f"the file sets an attribute {name!r} that {type(obj).__name__} does not store."
+        )
 
 
 def _is_fitted(estimator) -> bool:
@@ -151,6 +166,10 @@ def _encode_net(estimator, encoder, where: str) -> dict:
 def _decode_net(estimator, node, decoder) -> None:
     if type(node) is not dict or type(node.get("settings")) is not dict:
         raise FormatError("the stored network is not a JSON object.")
+    try:
+        check_device(estimator.device)
+    except ValueError as error:
+        raise ValueError(f"{error} Pass load(path, device='cpu') to load it on the CPU.") from None
     net = _rebuild(estimator, node["settings"])
     _decode_module(net.module_, node["module"], decoder, "net_.module_")
     if node.get("criterion") is not None:
@@ -211,6 +230,7 @@ def _decode_module(module: nn.Module, node, decoder, where: str) -> None:
     for name, own in node.get("attributes", {}).items():
         sub = _submodule(modules, name, where)
         for key, value in own.items():
+            _check_attribute_name(sub, key, private=False)
             setattr(sub, key, decoder.value(value))
     training = set(node.get("training", ()))
     for name, sub in modules.items():

@@ -450,3 +450,32 @@ def test_load_refuses_tampered_tree(saved):
     _rewrite(saved, metadata=tamper)
     with pytest.raises(ValueError, match="is not a stored value"):
         sk_mtbnn.load(saved)
+
+
+def test_device_is_stored_and_can_be_replaced_on_load(tmp_path):
+    reg = _fit(S((8,), device=torch.device("cpu"), max_epochs=2, random_state=0), X, Y)
+    path = tmp_path / "m"
+    sk_mtbnn.save(reg, path)
+    assert sk_mtbnn.load(path).device == torch.device("cpu")
+    if torch.cuda.is_available():
+        pytest.skip("the refusal needs a machine without a GPU")
+
+    def on_gpu(meta):
+        meta["tree"]["params"]["device"] = "cuda"
+
+    _rewrite(path, metadata=on_gpu)  # as if trained on a GPU
+    with pytest.raises(ValueError, match=r"Pass load\(path, device='cpu'\)"):
+        sk_mtbnn.load(path)
+    loaded = sk_mtbnn.load(path, device="cpu")
+    assert loaded.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+
+
+@pytest.mark.parametrize("name", ["predict", "__class__", "__dict__"])
+def test_load_refuses_attributes_that_replace_methods(saved, name):
+    def inject(meta):
+        meta["tree"]["state"]["attributes"][name] = 1
+
+    _rewrite(saved, metadata=inject)
+    with pytest.raises(ValueError, match=f"sets an attribute '{name}'"):
+        sk_mtbnn.load(saved)
