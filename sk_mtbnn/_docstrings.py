@@ -55,6 +55,12 @@ task : int or None, default=None
     "query_idx": """\
 query_idx : ndarray of shape (n_instances,)
     Distinct indices into ``X_pool``.""",
+    # The fitted one-task regressor ``reg``, on inputs ``X``, that examples start from.
+    "example_regressor": """\
+>>> import numpy as np
+>>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+>>> X = np.linspace(-3, 3, 50)[:, None]
+>>> reg = SparseMultiTaskBNNRegressor(max_epochs=10, random_state=0).fit(X, np.sin(X[:, 0]))""",
     # Plots of a fitted IterativeMagnitudePruning.
     "pruning_plot_params": """\
 pruning : IterativeMagnitudePruning

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -84,3 +85,36 @@ def map_rows(
 
 def _apply(block: np.ndarray, fn, model) -> np.ndarray:
     return np.asarray(fn(model, block))
+
+
+def compute(*collections, scheduler=None, verbose=0, desc: str = "score pool"):
+    """:func:`dask.compute`, with one tqdm bar over the graph's tasks when ``verbose >= 2``.
+
+    The bar follows dask's local schedulers (threads, processes, synchronous),
+    through a :class:`dask.callbacks.Callback`, as
+    :class:`dask.diagnostics.ProgressBar` does; a distributed ``Client`` shows
+    its progress on its own dashboard.
+    """
+    import dask
+
+    if verbose is not None and not isinstance(verbose, numbers.Integral):
+        raise ValueError(f"verbose must be an integer; got {verbose!r}.")
+    if not verbose or verbose < 2:
+        return dask.compute(*collections, scheduler=scheduler)
+    from dask.callbacks import Callback
+    from tqdm.auto import tqdm
+
+    bar = []  # made once the scheduler knows the number of tasks
+
+    def start_state(dsk, state) -> None:
+        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+        bar.append(tqdm(total=total, unit="task", desc=desc, leave=True))
+
+    def posttask(key, result, dsk, state, worker_id) -> None:
+        bar[0].update(1)
+
+    def finish(dsk, state, errored) -> None:
+        bar[0].close()
+
+    with Callback(start_state=start_state, posttask=posttask, finish=finish):
+        return dask.compute(*collections, scheduler=scheduler)

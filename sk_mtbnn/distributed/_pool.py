@@ -7,11 +7,15 @@ from functools import partial
 
 import numpy as np
 
+from .._docstrings import fill_doc
 from .._validation import check_choice, check_positive_int
-from ._blocks import as_model_input, check_dask_array, import_optional, map_rows
+from ._blocks import as_model_input, check_dask_array, compute, import_optional, map_rows
 
 
-def predictive_std_score(model, X, *, task=None, uncertainty: str = "total") -> np.ndarray:
+@fill_doc
+def predictive_std_score(
+    model, X, *, task=None, uncertainty: str = "total", verbose=None
+) -> np.ndarray:
     """Predictive standard deviation per row, summed over tasks in standardised units.
 
     The score of :func:`sk_mtbnn.active_learning.max_std_sampling`: tasks
@@ -28,6 +32,9 @@ def predictive_std_score(model, X, *, task=None, uncertainty: str = "total") -> 
         One task, or the sum over tasks.
     uncertainty : {"total", "epistemic"}, default="total"
         Predictive standard deviation, or its epistemic part only.
+    verbose : int or None, default=None
+        2 or more: a progress bar over the chunks of a large ``X``; None: the
+        model's ``verbose``.
 
     Returns
     -------
@@ -35,11 +42,8 @@ def predictive_std_score(model, X, *, task=None, uncertainty: str = "total") -> 
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    %(example_regressor)s
     >>> from sk_mtbnn.distributed import predictive_std_score
-    >>> X = np.linspace(-3, 3, 50)[:, None]
-    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=10, random_state=0).fit(X, np.sin(X[:, 0]))
     >>> predictive_std_score(reg, X[:4]).shape
     (4,)
     """
@@ -47,11 +51,11 @@ def predictive_std_score(model, X, *, task=None, uncertainty: str = "total") -> 
 
     check_choice(uncertainty, "uncertainty", ("total", "epistemic"))
     estimator, transform = resolve(model)
-    scores = pool_scores(estimator, as_inputs(estimator, transform, X))
-    std = scores.total_std if uncertainty == "total" else scores.epistemic_std
-    return std[:, task_columns(task, estimator.n_tasks_)].sum(1)
+    scores = pool_scores(estimator, as_inputs(estimator, transform, X), verbose)
+    return scores.summed_std(uncertainty, task_columns(task, estimator.n_tasks_))
 
 
+@fill_doc
 def score_pool_dask(model, X_pool, *, score: Callable | None = None):
     """Lazy per-row scores of a dask pool, computed block by block.
 
@@ -64,7 +68,8 @@ def score_pool_dask(model, X_pool, *, score: Callable | None = None):
     score : callable, default=None
         ``score(model, X_block) -> ndarray of shape (n_block,)``, a row's score
         depending on that row only (for instance
-        :func:`predictive_std_score`, the default, or
+        :func:`predictive_std_score`, the default (without its progress bar
+        in the workers), or
         :func:`sk_mtbnn.active_learning.expected_gradient_length`; bind
         options with :func:`functools.partial`).
 
@@ -74,23 +79,21 @@ def score_pool_dask(model, X_pool, *, score: Callable | None = None):
 
     Examples
     --------
+    %(example_regressor)s
     >>> import dask.array as da
-    >>> import numpy as np
-    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
     >>> from sk_mtbnn.distributed import predictive_std_score, score_pool_dask
-    >>> X = np.linspace(-3, 3, 50)[:, None]
-    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=10, random_state=0).fit(X, np.sin(X[:, 0]))
     >>> pool = da.from_array(np.linspace(-6, 6, 1_000)[:, None], chunks=(250, 1))
     >>> scores = score_pool_dask(reg, pool).compute()
     >>> bool(np.allclose(scores, predictive_std_score(reg, pool.compute())))
     True
     """
     X_pool = check_dask_array(X_pool, "X_pool")
-    fn = partial(_score_block, score=predictive_std_score if score is None else score)
+    fn = partial(_score_block, score=_quiet_std_score if score is None else score)
     example = fn(model, np.zeros((1, X_pool.shape[1]), dtype=X_pool.dtype))
     return map_rows(fn, model, X_pool, example)
 
 
+@fill_doc
 def query_pool_dask(
     model,
     X_pool,
@@ -100,6 +103,7 @@ def query_pool_dask(
     split_every: int = 8,
     return_scores: bool = False,
     scheduler=None,
+    verbose: int = 0,
 ):
     """The ``n_instances`` highest-scoring rows of a dask pool, by a tree reduction.
 
@@ -135,6 +139,10 @@ def query_pool_dask(
         Passed to :func:`dask.compute`: None uses the active distributed
         ``Client`` or dask's default; ``ray.util.dask.ray_dask_get`` runs the
         graph on Ray.
+    verbose : int, default=0
+        2 or more: one progress bar over the tasks of the graph as they
+        finish (dask's local schedulers; a distributed ``Client`` shows its
+        progress on its dashboard).
 
     Returns
     -------
@@ -149,12 +157,9 @@ def query_pool_dask(
 
     Examples
     --------
+    %(example_regressor)s
     >>> import dask.array as da
-    >>> import numpy as np
-    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
     >>> from sk_mtbnn.distributed import predictive_std_score, query_pool_dask
-    >>> X = np.linspace(-3, 3, 50)[:, None]
-    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=10, random_state=0).fit(X, np.sin(X[:, 0]))
     >>> pool = da.random.default_rng(0).uniform(-6, 6, size=(20_000, 1), chunks=(2_000, 1))
     >>> idx = query_pool_dask(reg, pool, n_instances=5)
     >>> local = predictive_std_score(reg, pool.compute())  # the whole pool in one process
@@ -180,8 +185,11 @@ def query_pool_dask(
     while len(parts) > 1:
         groups = [parts[i : i + split_every] for i in range(0, len(parts), split_every)]
         parts = [merge(group, n_instances) for group in groups]
-    ((values, index),) = dask.compute(parts[0], scheduler=scheduler)
+    ((values, index),) = compute(parts[0], scheduler=scheduler, verbose=verbose)
     return (index, values) if return_scores else index
+
+
+_quiet_std_score = partial(predictive_std_score, verbose=0)
 
 
 def _score_block(model, block: np.ndarray, score: Callable) -> np.ndarray:

@@ -82,3 +82,25 @@ def test_expected_gradient_length_bar(data, monkeypatch, capsys):
     assert bars and "12/12" in bars[-1]
     expected_gradient_length(reg, pool, n_pseudo_labels=2)  # the model's verbose: 0
     assert capsys.readouterr().err == ""
+
+
+def test_query_pool_dask_draws_one_bar_over_the_graph(data, monkeypatch, capsys):
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    from sk_mtbnn.distributed import predictive_std_score, query_pool_dask
+
+    reg = _fit(data, verbose=2)
+    monkeypatch.setattr(_model, "SCORE_CHUNK", 5)  # blocks of 15 rows: 3 chunks each
+    pool = da.from_array(np.random.RandomState(3).uniform(-3, 3, (60, 2)), chunks=(15, 2))
+    with dask.config.set(scheduler="synchronous"):
+        quiet = query_pool_dask(reg, pool, n_instances=4)
+        assert capsys.readouterr().err == ""  # no bar per block in the workers either
+        idx = query_pool_dask(reg, pool, n_instances=4, verbose=2)
+    err = capsys.readouterr().err
+    bars = _bars(err, "score pool")
+    assert bars and err.count("\n") <= 2
+    done, total = bars[-1].split("|")[-1].split()[0].split("/")
+    assert done == total  # every task of the graph counted
+    local = predictive_std_score(reg, pool.compute(), verbose=0)
+    np.testing.assert_array_equal(idx, quiet)
+    np.testing.assert_array_equal(idx, np.argsort(-local, kind="stable")[:4])
