@@ -69,6 +69,13 @@ task_names : list of str, optional
     Labels of the tasks; ``task 0, task 1, ...`` by default.
 ax : matplotlib Axes, optional
     Where to draw; a new figure by default.""",
+    "example_pruning": """\
+>>> import numpy as np
+>>> from sk_mtbnn import IterativeMagnitudePruning, SparseMultiTaskBNNRegressor
+>>> X = np.random.RandomState(0).uniform(size=(60, 2))
+>>> imp = IterativeMagnitudePruning(
+...     SparseMultiTaskBNNRegressor(hidden_layer_sizes=(8,), max_epochs=5),
+...     n_rounds=1, random_state=0).fit(X, X)""",
 }
 
 _PLACEHOLDER = re.compile(r"^([ \t]*)%\((\w+)\)s[ \t]*$", re.MULTILINE)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = ["plot_task_similarity"]
+
 
 def plot_task_similarity(similarity, task_names: Sequence[str] | None = None, ax=None):
     """Heat map of a task-similarity matrix, each cell annotated with its value.
@@ -38,18 +40,25 @@ def plot_task_similarity(similarity, task_names: Sequence[str] | None = None, ax
     names = list(task_names) if task_names is not None else [f"task {t}" for t in range(n)]
     if len(names) != n:
         raise ValueError(f"task_names has {len(names)} names for {n} tasks.")
-    ax = _axes(ax)
     low = -1.0 if sim.min() < 0 else 0.0
-    image = ax.imshow(sim, vmin=low, vmax=1.0, cmap="RdBu_r" if low < 0 else "viridis")
-    middle = 0.5 * (low + 1.0)
-    for i in range(n):
-        for j in range(n):
-            dark = sim[i, j] < middle if low == 0 else abs(sim[i, j]) > 0.6
-            colour = "white" if dark else "black"
-            ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=8, color=colour)
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
-    ax.set_title("Task similarity")
+    # Light text on the dark cells of each colour map.
+    dark = sim < 0.5 * (low + 1.0) if low == 0 else np.abs(sim) > 0.6
+    cmap = "RdBu_r" if low < 0 else "viridis"
+    return heatmap(get_axes(ax), sim, names, "Task similarity", vmin=low, cmap=cmap, dark=dark)
+
+
+def heatmap(ax, matrix, names, title: str, *, vmin: float, cmap: str, dark: np.ndarray):
+    """A square heat map on ``ax`` up to 1, each cell annotated with its value, and a colour bar.
+
+    ``names`` label both axes; ``dark`` marks the cells whose text is white.
+    """
+    image = ax.imshow(matrix, vmin=vmin, vmax=1.0, cmap=cmap)
+    for (i, j), value in np.ndenumerate(matrix):
+        colour = "white" if dark[i, j] else "black"
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title(title)
     ax.figure.colorbar(image, ax=ax)
     return ax
 
@@ -65,7 +74,8 @@ def _as_matrix(similarity) -> np.ndarray:
     return sim
 
 
-def _axes(ax):
+def get_axes(ax):
+    """``ax``, or the axes of a new figure (matplotlib is imported only then)."""
     if ax is None:
         try:
             import matplotlib.pyplot as plt

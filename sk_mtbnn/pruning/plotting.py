@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _axes(ax):
-    if ax is None:
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("Plotting needs matplotlib: pip install 'sk_mtbnn[plot]'.") from exc
-        _, ax = plt.subplots()
-    return ax
+from .._docstrings import fill_doc
+from ..plotting import get_axes, heatmap
 
 
+@fill_doc
 def plot_mask_overlap(pruning, task_names=None, ax=None):
     """Heat map of the Jaccard overlap between the tasks' masks.
 
     Parameters
     ----------
-    pruning : IterativeMagnitudePruning
-        A fitted meta-estimator.
-    task_names : list of str, optional
-        Axis labels.
-    ax : matplotlib Axes, optional
-        Where to draw; a new figure by default.
+    %(pruning_plot_params)s
 
     Returns
     -------
@@ -33,48 +22,23 @@ def plot_mask_overlap(pruning, task_names=None, ax=None):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sk_mtbnn import IterativeMagnitudePruning, SparseMultiTaskBNNRegressor
-    >>> X = np.random.RandomState(0).uniform(size=(60, 2))
-    >>> imp = IterativeMagnitudePruning(
-    ...     SparseMultiTaskBNNRegressor(hidden_layer_sizes=(8,), max_epochs=5),
-    ...     n_rounds=1, random_state=0).fit(X, X)
+    %(example_pruning)s
     >>> plot_mask_overlap(imp).get_title()
     "Overlap (Jaccard) of the tasks' kept weights"
     """
-    ax = _axes(ax)
     overlap = pruning.overlap_
     names = task_names or [f"task {t}" for t in range(len(overlap))]
-    image = ax.imshow(overlap, vmin=0, vmax=1, cmap="viridis")
-    for i in range(len(overlap)):
-        for j in range(len(overlap)):
-            ax.text(
-                j,
-                i,
-                f"{overlap[i, j]:.2f}",
-                ha="center",
-                va="center",
-                color="white" if overlap[i, j] < 0.6 else "black",
-                fontsize=8,
-            )
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_title("Overlap (Jaccard) of the tasks' kept weights")
-    ax.figure.colorbar(image, ax=ax)
-    return ax
+    title = "Overlap (Jaccard) of the tasks' kept weights"
+    return heatmap(get_axes(ax), overlap, names, title, vmin=0, cmap="viridis", dark=overlap < 0.6)
 
 
+@fill_doc
 def plot_validation_scores(pruning, task_names=None, ax=None):
     """Validation score of every task against its sparsity, round by round.
 
     Parameters
     ----------
-    pruning : IterativeMagnitudePruning
-        A fitted meta-estimator.
-    task_names : list of str, optional
-        Legend labels.
-    ax : matplotlib Axes, optional
-        Where to draw; a new figure by default.
+    %(pruning_plot_params)s
 
     Returns
     -------
@@ -82,16 +46,11 @@ def plot_validation_scores(pruning, task_names=None, ax=None):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sk_mtbnn import IterativeMagnitudePruning, SparseMultiTaskBNNRegressor
-    >>> X = np.random.RandomState(0).uniform(size=(60, 2))
-    >>> imp = IterativeMagnitudePruning(
-    ...     SparseMultiTaskBNNRegressor(hidden_layer_sizes=(8,), max_epochs=5),
-    ...     n_rounds=1, random_state=0).fit(X, X)
+    %(example_pruning)s
     >>> plot_validation_scores(imp).get_xlabel()
     "sparsity of the task's backbone mask (%)"
     """
-    ax = _axes(ax)
+    ax = get_axes(ax)
     history = pruning.history_
     tasks = sorted({h["task"] for h in history})
     names = task_names or [f"task {t}" for t in tasks]
