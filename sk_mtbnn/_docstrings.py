@@ -61,6 +61,23 @@ query_idx : ndarray of shape (n_instances,)
 >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
 >>> X = np.linspace(-3, 3, 50)[:, None]
 >>> reg = SparseMultiTaskBNNRegressor(max_epochs=10, random_state=0).fit(X, np.sin(X[:, 0]))""",
+    # Loaders of the shipped data sets (sk_mtbnn.datasets).
+    "loader_params": """\
+return_X_y : bool, default=False
+    Return ``(X, y)`` instead of a Bunch.
+as_frame : bool, default=False
+    Return pandas objects (requires pandas).""",
+    "loader_returns": """\
+data : Bunch or tuple
+    ``data`` (the features), ``target`` (one column per task),
+    ``feature_names``, ``target_names``, ``frame`` (with ``as_frame=True``)
+    and ``DESCR``; or ``(X, y)``.""",
+    "fidelity": """\
+fidelity : {"high", "low"}, default="high"
+    Which fidelity.""",
+    "f_values": """\
+f : ndarray of shape (n,)
+    The function at each row of ``x``.""",
     # Plots of a fitted IterativeMagnitudePruning.
     "pruning_plot_params": """\
 pruning : IterativeMagnitudePruning

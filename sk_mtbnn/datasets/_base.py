@@ -8,6 +8,7 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._docstrings import fill_doc
 from ._validation import check_params
 
 _DESCR = {
@@ -52,21 +53,17 @@ def _load(name: str, return_X_y: bool, as_frame: bool):
     )
 
 
+@fill_doc
 def load_enb(*, return_X_y=False, as_frame=False):
     """Load the energy-efficiency data: 768 buildings, 8 features, 2 tasks.
 
     Parameters
     ----------
-    return_X_y : bool, default=False
-        Return ``(X, y)`` instead of a Bunch.
-    as_frame : bool, default=False
-        Return pandas objects (requires pandas).
+    %(loader_params)s
 
     Returns
     -------
-    data : Bunch or tuple
-        ``data`` (768, 8), ``target`` (768, 2), ``feature_names``,
-        ``target_names``, ``frame`` and ``DESCR``; or ``(X, y)``.
+    %(loader_returns)s
 
     Examples
     --------
@@ -78,21 +75,17 @@ def load_enb(*, return_X_y=False, as_frame=False):
     return _load("enb", return_X_y, as_frame)
 
 
+@fill_doc
 def load_slump(*, return_X_y=False, as_frame=False):
     """Load the concrete slump data: 103 mixes, 7 features, 3 tasks.
 
     Parameters
     ----------
-    return_X_y : bool, default=False
-        Return ``(X, y)`` instead of a Bunch.
-    as_frame : bool, default=False
-        Return pandas objects (requires pandas).
+    %(loader_params)s
 
     Returns
     -------
-    data : Bunch or tuple
-        ``data`` (103, 7), ``target`` (103, 3), ``feature_names``,
-        ``target_names``, ``frame`` and ``DESCR``; or ``(X, y)``.
+    %(loader_returns)s
 
     Examples
     --------

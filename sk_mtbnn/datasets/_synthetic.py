@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._docstrings import fill_doc
 from ._validation import check_inputs, check_params
 
 
+@fill_doc
 def forrester(x, fidelity="high"):
     """Forrester et al. (2008) function on [0, 1] and its low-fidelity version.
 
@@ -17,12 +19,11 @@ def forrester(x, fidelity="high"):
     ----------
     x : array-like of shape (n,) or (n, 1)
         Finite inputs, usually in [0, 1] (the formula holds on the real line).
-    fidelity : {"high", "low"}, default="high"
-        Which fidelity.
+    %(fidelity)s
 
     Returns
     -------
-    f : ndarray of shape (n,)
+    %(f_values)s
 
     Examples
     --------
@@ -35,6 +36,7 @@ def forrester(x, fidelity="high"):
     return high if fidelity == "high" else 0.5 * high + 10 * (x - 0.5) - 5
 
 
+@fill_doc
 def currin(x, fidelity="high"):
     """Currin et al. (1988) exponential function on [0, 1]^2, two fidelities.
 
@@ -46,12 +48,11 @@ def currin(x, fidelity="high"):
     x : array-like of shape (n, 2)
         Inputs in the unit square (its domain: ``exp(-1 / (2 x2))`` explodes
         for ``x2 < 0``).
-    fidelity : {"high", "low"}, default="high"
-        Which fidelity.
+    %(fidelity)s
 
     Returns
     -------
-    f : ndarray of shape (n,)
+    %(f_values)s
 
     Examples
     --------
@@ -97,6 +98,7 @@ BOREHOLE_BOUNDS = np.array(
 )
 
 
+@fill_doc
 def borehole(x, fidelity="high"):
     """Borehole water-flow function (Harper & Gupta 1983) in physical units, two fidelities.
 
@@ -107,8 +109,7 @@ def borehole(x, fidelity="high"):
     ----------
     x : array-like of shape (n, 8)
         ``rw, r, Tu, Hu, Tl, Hl, L, Kw`` within ``BOREHOLE_BOUNDS`` (its domain).
-    fidelity : {"high", "low"}, default="high"
-        Which fidelity.
+    %(fidelity)s
 
     Returns
     -------
