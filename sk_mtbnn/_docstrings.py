@@ -61,6 +61,14 @@ query_idx : ndarray of shape (n_instances,)
 >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
 >>> X = np.linspace(-3, 3, 50)[:, None]
 >>> reg = SparseMultiTaskBNNRegressor(max_epochs=10, random_state=0).fit(X, np.sin(X[:, 0]))""",
+    # Scores of Gaussian predictions (sk_mtbnn.metrics).
+    "gaussian_predictions": """\
+y_true, y_mean, y_std : array-like of shape (n,) or (n, n_tasks)
+    Targets (NaN = missing), predictive means and standard deviations
+    (finite; standard deviations strictly positive).""",
+    "multioutput": """\
+multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
+    Average over tasks, or return one value per task.""",
     # Loaders of the shipped data sets (sk_mtbnn.datasets).
     "loader_params": """\
 return_X_y : bool, default=False

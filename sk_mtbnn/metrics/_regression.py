@@ -5,19 +5,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from .._docstrings import fill_doc
 from ._validation import as_array, check_params, check_predictions, per_task, standardised
 
 
+@fill_doc
 def gaussian_nll(y_true, y_mean, y_std, *, multioutput="uniform_average"):
     """Mean negative log-likelihood of ``y_true`` under ``N(y_mean, y_std^2)``.
 
     Parameters
     ----------
-    y_true, y_mean, y_std : array-like of shape (n,) or (n, n_tasks)
-        Targets (NaN = missing), predictive means and standard deviations
-        (finite; standard deviations strictly positive).
-    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
-        Average over tasks, or return one value per task.
+    %(gaussian_predictions)s
+    %(multioutput)s
 
     Returns
     -------
@@ -40,6 +39,7 @@ def gaussian_nll(y_true, y_mean, y_std, *, multioutput="uniform_average"):
     return per_task(nll, labelled, multioutput)
 
 
+@fill_doc
 def crps_gaussian(y_true, y_mean, y_std, *, multioutput="uniform_average"):
     """Mean continuous ranked probability score of Gaussian predictions.
 
@@ -48,11 +48,8 @@ def crps_gaussian(y_true, y_mean, y_std, *, multioutput="uniform_average"):
 
     Parameters
     ----------
-    y_true, y_mean, y_std : array-like of shape (n,) or (n, n_tasks)
-        Targets (NaN = missing), predictive means and standard deviations
-        (finite; standard deviations strictly positive).
-    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
-        Average over tasks, or return one value per task.
+    %(gaussian_predictions)s
+    %(multioutput)s
 
     Returns
     -------
@@ -75,18 +72,16 @@ def _half_width(level: float) -> float:
     return float(stats.norm.ppf(0.5 + level / 2))
 
 
+@fill_doc
 def interval_coverage(y_true, y_mean, y_std, *, level=0.95, multioutput="uniform_average"):
     """Fraction of targets inside the central ``level`` Gaussian interval.
 
     Parameters
     ----------
-    y_true, y_mean, y_std : array-like of shape (n,) or (n, n_tasks)
-        Targets (NaN = missing), predictive means and standard deviations
-        (finite; standard deviations strictly positive).
+    %(gaussian_predictions)s
     level : float, default=0.95
         Nominal probability of the interval ``mean +- z std``, in (0, 1).
-    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
-        Average over tasks, or return one value per task.
+    %(multioutput)s
 
     Returns
     -------
@@ -105,6 +100,7 @@ def interval_coverage(y_true, y_mean, y_std, *, level=0.95, multioutput="uniform
     return per_task(inside, labelled, multioutput)
 
 
+@fill_doc
 def interval_width(y_mean, y_std, *, level=0.95, y_true=None, multioutput="uniform_average"):
     """Mean width of the central ``level`` Gaussian interval.
 
@@ -117,8 +113,7 @@ def interval_width(y_mean, y_std, *, level=0.95, y_true=None, multioutput="unifo
         Nominal probability of the interval, in (0, 1).
     y_true : array-like of the same shape, default=None
         When given, only rows where it is labelled (not NaN) count.
-    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
-        Average over tasks, or return one value per task.
+    %(multioutput)s
 
     Returns
     -------
@@ -136,6 +131,7 @@ def interval_width(y_mean, y_std, *, level=0.95, y_true=None, multioutput="unifo
     return per_task(2 * _half_width(level) * sd, labelled, multioutput)
 
 
+@fill_doc
 def regression_calibration_error(
     y_true, y_mean, y_std, *, n_levels=19, multioutput="uniform_average"
 ):
@@ -147,13 +143,10 @@ def regression_calibration_error(
 
     Parameters
     ----------
-    y_true, y_mean, y_std : array-like of shape (n,) or (n, n_tasks)
-        Targets (NaN = missing), predictive means and standard deviations
-        (finite; standard deviations strictly positive).
+    %(gaussian_predictions)s
     n_levels : int, default=19
         Number of levels, ``k / (n_levels + 1)`` for ``k = 1..n_levels``.
-    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
-        Average over tasks, or return one value per task.
+    %(multioutput)s
 
     Returns
     -------
