@@ -48,7 +48,7 @@ Y_CLASSES[::5, 1] = None
 REGRESSORS = {
     "network": S((8,), regime="network", max_epochs=5, random_state=0),
     "evidence": S((8, 8), regime="evidence", n_estimators=1, random_state=0),
-    "auto_ensemble": S((8, 8), random_state=0),  # evidence regime, 5 members
+    "evidence_ensemble": S((8, 8), regime="evidence", n_estimators=2, random_state=0),
     "network_ensemble": S((8,), n_estimators=2, max_epochs=3, random_state=0),
     "heteroscedastic": S((8,), head="heteroscedastic", max_epochs=5, random_state=0),
     "student_t": S((8,), head="student_t", max_epochs=5, random_state=0),
@@ -74,7 +74,6 @@ REGRESSORS = {
         max_epochs=5,
         random_state=np.random.RandomState(0),
     ),
-    "alpha_per_row": S((8, 8), regime="evidence", n_estimators=1, alpha=np.full(40, 1e-3)),
     "bayesagg": BayesAggMTLRegressor((8,), max_epochs=5, random_state=0),
     "bayesagg_ensemble": BayesAggMTLRegressor((8,), n_estimators=2, max_epochs=3, random_state=0),
     "pruned": IterativeMagnitudePruning(
@@ -479,3 +478,34 @@ def test_load_refuses_attributes_that_replace_methods(saved, name):
     _rewrite(saved, metadata=inject)
     with pytest.raises(ValueError, match=f"sets an attribute '{name}'"):
         sk_mtbnn.load(saved)
+
+
+def test_an_interrupted_fit_round_trips(monkeypatch, tmp_path):
+    from skorch.callbacks import Callback
+
+    from sk_mtbnn.estimators import _base
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt  # what Ctrl-C raises; skorch ends training
+
+    original = _base.build_callbacks
+    monkeypatch.setattr(
+        _base, "build_callbacks", lambda **kw: [*original(**kw), ("ctrl_c", CtrlC())]
+    )
+    reg = _fit(S((8,), max_epochs=10, random_state=0), X, Y)
+    monkeypatch.undo()
+    assert reg.training_interrupted_ and reg.n_epochs_ == 2
+    loaded = _round_trip(reg, tmp_path)
+    assert loaded.training_interrupted_ and loaded.n_epochs_ == 2 and len(loaded.history_) == 2
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+
+
+@pytest.mark.slow  # the evidence regime with a per-row alpha takes 10-20 s on 40 rows
+def test_per_row_alpha_round_trips(tmp_path):
+    reg = _fit(S((8, 8), regime="evidence", n_estimators=1, alpha=np.full(40, 1e-3)), X, Y)
+    loaded = _round_trip(reg, tmp_path)
+    np.testing.assert_array_equal(loaded._alpha, reg._alpha)
+    for a, b in zip(reg.predict(X, return_std=True), loaded.predict(X, return_std=True)):
+        np.testing.assert_array_equal(a, b)
