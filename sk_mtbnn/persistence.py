@@ -26,7 +26,6 @@ import os
 import pickle
 import re
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -129,15 +128,16 @@ def save(estimator, path: str | os.PathLike) -> None:
     }
     text = json.dumps(metadata, allow_nan=False, separators=(",", ":"))
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    # Written next to the target, then renamed: an interrupted save leaves the old file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(handle, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+        with open(temporary, "wb") as file, zipfile.ZipFile(file, "w") as archive:
             archive.writestr(_METADATA, text, compress_type=zipfile.ZIP_DEFLATED)
             for name, data in members.items():
                 archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import types
 from typing import Any
 
 import numpy as np
@@ -147,10 +148,8 @@ class Encoder:
             }
             state = self._estimator_state(v, self, where)
             return {"__estimator__": type(v).__name__, "params": params, "state": state}
-        kind = v if isinstance(v, type) else type(v)
-        what = "the class" if isinstance(v, type) else "a"
         raise UnrepresentableError(
-            f"{where} is {what} {kind.__module__}.{kind.__qualname__}, which the safe format "
+            f"{where} is {_describe(v)}, which the safe format "
             "cannot store. It stores numbers, strings, numpy arrays, torch tensors, lists, "
             "tuples and dicts of these, torch.optim optimiser classes, the aggregators "
             f"{sorted(_aggregator_classes())} and the sk_mtbnn estimators: pass one of these "
@@ -237,7 +236,8 @@ class Decoder:
     def _object_array(self, shape, node):
         items = self._list_of(node.get("items"))
         out = np.empty(len(items), dtype=object)
-        out[:] = items
+        for i, item in enumerate(items):  # item by item: lists stay objects
+            out[i] = item
         try:
             return out.reshape(tuple(int(s) for s in shape))
         except (TypeError, ValueError):
@@ -287,6 +287,15 @@ class Decoder:
         if type(params) is not dict:
             raise FormatError("stored parameters that are not a JSON object.")
         return {str(k): self.value(v) for k, v in params.items()}
+
+
+def _describe(v) -> str:
+    """``the class m.C``, ``the function m.f`` or ``a m.C`` (the type of an object)."""
+    if isinstance(v, type):
+        return f"the class {v.__module__}.{v.__qualname__}"
+    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return f"the function {getattr(v, '__module__', '?')}.{v.__qualname__}"
+    return f"a {type(v).__module__}.{type(v).__qualname__}"
 
 
 def _lookup(classes: dict, name, what: str) -> type:

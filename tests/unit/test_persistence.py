@@ -302,12 +302,20 @@ class MyRegressor(SparseMultiTaskBNNRegressor):
         (S(optimizer=type("MyOpt", (torch.optim.SGD,), {})), "MyOpt"),
         (MyRegressor(), "Subclasses are refused"),
         (PCGrad(), "stores the sk_mtbnn estimators"),
+        (
+            IterativeMagnitudePruning(S(), scoring=lambda est, X, y, t: 0.0),
+            r"IterativeMagnitudePruning\.scoring is the function .*<lambda>",
+        ),
     ],
 )
 def test_save_refuses_what_it_cannot_represent(estimator, match, tmp_path):
     with pytest.raises(TypeError, match=match):
         sk_mtbnn.save(estimator, tmp_path / "m")
     assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left
+    sk_mtbnn.save(S(), tmp_path / "m")
+    with pytest.raises(TypeError):
+        sk_mtbnn.save(estimator, tmp_path / "m")
+    assert sk_mtbnn.load(tmp_path / "m").get_params() == S().get_params()  # kept intact
 
 
 def test_save_refuses_unrepresentable_fitted_state(tmp_path):
