@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from torch.distributions import Normal
 from torch.func import functional_call, grad, vmap
 
 from .._validation import check_choice, check_positive_int
@@ -104,8 +103,9 @@ def expected_gradient_length(
         phi = functional_call(module, state, (x.unsqueeze(0),))[t, 0, :]
         mean = (with_bias(phi) * state["head.mean"][t]).sum()
         log_std = state.get("head.log_noise_std")
-        var = noise_var[t] if log_std is None else torch.exp(2 * log_std[t])
-        return 0.5 * (torch.log(2 * math.pi * var) + (y[t] - mean).square() / var)
+        std = noise_var[t].sqrt() if log_std is None else torch.exp(log_std[t])
+        # No argument validation: it would branch on values inside vmap.
+        return -Normal(mean, std, validate_args=False).log_prob(y[t])
 
     per_task = {
         t: vmap(grad(lambda p, x, y, t=t: data_fit(p, x, y, t)), in_dims=(None, 0, 0))

@@ -34,8 +34,8 @@ def gaussian_nll(y_true, y_mean, y_std, *, multioutput="uniform_average"):
     """
     check_params("gaussian_nll", multioutput=multioutput)
     z, sd, labelled = standardised(y_true, y_mean, y_std)
-    # log(sd) rather than log(sd**2): no overflow for standard deviations up to 1e308.
-    nll = 0.5 * np.log(2 * np.pi) + np.log(sd) + 0.5 * z**2
+    # -log N(y | m, sd^2) = log(sd) - log N(z | 0, 1): no overflow for sd up to 1e308.
+    nll = np.log(sd) - stats.norm.logpdf(z)
     return per_task(nll, labelled, multioutput)
 
 
