@@ -1,0 +1,153 @@
+"""What the processes of a data-parallel fit exchange: gradients, epoch losses, head statistics.
+
+Every function here is a collective of :mod:`torch.distributed`: all processes
+of the group call it at the same point, with tensors of the same shapes.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from skorch.callbacks import Callback
+
+#: Name of the callback in a net's callbacks.
+SYNC_CALLBACK = "data_parallel_sync"
+
+
+class GradientSync(Callback):
+    """Average the gradients of every training step over the processes.
+
+    The all-reduce that :class:`torch.nn.parallel.DistributedDataParallel`
+    performs, done at skorch's ``on_grad_computed`` (after the aggregator has
+    written ``.grad``, before the optimiser step): each process contributes
+    its gradient times the rows of its part of the batch, and the sum is
+    divided by the rows of the whole batch. A process's gradient is that of
+    the mean loss over its rows, so the result is the gradient of the mean
+    loss over the whole batch, as in a one-process fit (exactly so when every
+    row is labelled for every task; with missing labels each task's mean is
+    over the labels of each part, weighted by the part's rows). One flat
+    all-reduce per step carries the gradients, the rows and which
+    parameters received a gradient on any process.
+
+    At the end of each epoch the training and validation losses are combined
+    the same way (weighted by rows), so that early stopping and the
+    divergence check decide the same on every process. The parameters and
+    buffers of process 0 are broadcast before training.
+    """
+
+    def initialize(self):
+        self.n_steps_ = 0
+        self.bytes_per_step_ = 0
+        self.allreduce_seconds_ = 0.0
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        if not dist.is_initialized():
+            return
+        world_size = dist.get_world_size()
+        valid = None if net.train_split is None else net.train_split(X, y)[1]
+        sizes = {"training": len(X), "validation": world_size if valid is None else len(valid)}
+        for name, size in sizes.items():
+            if size < world_size:
+                raise ValueError(
+                    f"Data-parallel training over {world_size} processes needs at least as many "
+                    f"{name} rows; got {size}. Use fewer processes (n_processes)."
+                )
+        with torch.no_grad():
+            for tensor in (*net.module_.parameters(), *net.module_.buffers()):
+                dist.broadcast(tensor.data, src=0)
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        if not (training and dist.is_initialized()):
+            return
+        params = [p for _, p in named_parameters if p.requires_grad]
+        rows = float(len(batch[0]))
+        like = params[0]
+        parts = [
+            p.grad.reshape(-1) * rows if p.grad is not None else like.new_zeros(p.numel())
+            for p in params
+        ]
+        flags = [rows] + [float(p.grad is not None) for p in params]
+        flat = torch.cat([*parts, like.new_tensor(flags)])
+        start = time.perf_counter()
+        dist.all_reduce(flat)
+        self.allreduce_seconds_ += time.perf_counter() - start
+        self.n_steps_ += 1
+        self.bytes_per_step_ = flat.numel() * flat.element_size()
+        total, received = flat[-len(params) - 1], flat[-len(params) :]
+        offset = 0
+        for p, got in zip(params, received):
+            n = p.numel()
+            if got > 0:
+                grad = (flat[offset : offset + n] / total).view_as(p)
+                if p.grad is None:
+                    p.grad = grad.clone()
+                else:
+                    p.grad.copy_(grad)
+            offset += n
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        if not dist.is_initialized():
+            return
+        row = net.history[-1]
+        keys = [k for k in ("train", "valid") if f"{k}_loss" in row]
+        sums = []
+        for key in keys:
+            n = sum(b.get(f"{key}_batch_size", 0) for b in row["batches"])
+            sums += [row[f"{key}_loss"] * n, n]
+        totals = torch.tensor(sums, dtype=torch.float64)
+        dist.all_reduce(totals)
+        for i, key in enumerate(keys):
+            net.history.record(f"{key}_loss", float(totals[2 * i] / totals[2 * i + 1]))
+        if "valid" in keys:
+            losses = net.history[:, "valid_loss"]
+            net.history.record(
+                "valid_loss_best", bool(losses[-1] < min(losses[:-1], default=np.inf))
+            )
+
+
+def allreduce_statistics(stats):
+    """The sum over the processes of each tensor of ``stats`` (a ``LinearStats``), in one call."""
+    flat = torch.cat([s.reshape(-1) for s in stats])
+    dist.all_reduce(flat)
+    out, offset = [], 0
+    for s in stats:
+        out.append(flat[offset : offset + s.numel()].view_as(s))
+        offset += s.numel()
+    return type(stats)(*out)
+
+
+def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:
+    """The contiguous rows of ``rank``, as ``np.array_split`` parts ``range(n_rows)``."""
+    sizes = [n_rows // world_size + (r < n_rows % world_size) for r in range(world_size)]
+    start = sum(sizes[:rank])
+    return slice(start, start + sizes[rank])
+
+
+@contextmanager
+def sharded_head_statistics(rank: int, world_size: int):
+    """Within the block, the regressors' head statistics are summed over the processes.
+
+    Each process accumulates ``Phi^T Phi``, ``Phi^T y``, ``y^T y`` and the
+    label counts (float64) over its own rows of the training data; one
+    all-reduce sums them, and every process conditions the heads on the
+    totals, which are the statistics of all training rows up to the order of
+    the float64 summation.
+    """
+    from ..estimators import _regression
+
+    local = _regression.head_statistics
+
+    def reduced(module, X, Y):
+        rows = shard_rows(len(X), rank, world_size)
+        return allreduce_statistics(local(module, X[rows], Y[rows]))
+
+    _regression.head_statistics = reduced
+    try:
+        yield
+    finally:
+        _regression.head_statistics = local

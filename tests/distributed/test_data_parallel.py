@@ -1,0 +1,181 @@
+"""Data-parallel training over 2 processes (gloo on 127.0.0.1) against a one-process fit."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from sk_mtbnn import BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
+from sk_mtbnn.distributed import DataParallelReport, fit_data_parallel
+from sk_mtbnn.distributed._sync import shard_rows
+from sk_mtbnn.estimators import _regression
+
+#: 482 rows: 385 training rows (12 batches of 32 and one of 1) and 97 validation
+#: rows (3 batches of 32 and one of 1), so one process's part of the last batch
+#: of each is empty, the case where the parts are least alike.
+N_ROWS = 482
+SETTINGS = {
+    "hidden_layer_sizes": (16,),
+    "max_epochs": 20,
+    "batch_size": 32,
+    "regime": "network",
+    "random_state": 0,
+}
+#: Bound on any test's processes: they are stopped (TimeoutError) after this.
+TIMEOUT = 120.0
+
+
+def _data(n_rows=N_ROWS, missing=False):
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(n_rows, 3))
+    y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 1] * X[:, 2]])
+    y += 0.1 * rng.standard_normal(y.shape)
+    if missing:
+        y[::3, 1] = np.nan
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fits():
+    """The same regressor fitted in one process and data-parallel over two."""
+    X, y = _data()
+    reg = SparseMultiTaskBNNRegressor(**SETTINGS)
+    one = copy.deepcopy(reg).fit(X, y)
+    two, report = fit_data_parallel(reg, X, y, n_processes=2, timeout=TIMEOUT, return_report=True)
+    return X, y, one, two, report
+
+
+def test_matches_one_process_fit(fits):
+    X, _, one, two, _ = fits
+    # Both fits draw the same global batches and each step's gradient is the
+    # same mean over the same rows, summed in another order: the parts' sums
+    # weighted by rows, then added across processes. That is float32 rounding
+    # (eps = 6e-8) per step, compounded over 260 steps; measured: 2e-7 on the
+    # weights, 2e-8 on the predictions. 1e-5 leaves a margin of 50-500; a
+    # wrong weighting of the parts, a shifted batch or another seed moves the
+    # predictions by 1e-3 to 0.5.
+    assert two.n_epochs_ == one.n_epochs_
+    for key in ("train_loss", "valid_loss"):
+        np.testing.assert_allclose(two.history_[:, key], one.history_[:, key], rtol=1e-5)
+    one_state, two_state = one.net_.module_.state_dict(), two.net_.module_.state_dict()
+    assert one_state.keys() == two_state.keys()
+    for key, value in one_state.items():
+        np.testing.assert_allclose(two_state[key].numpy(), value.numpy(), atol=1e-5, err_msg=key)
+    for a, b in zip(two.predict(X, return_std=True), one.predict(X, return_std=True)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(two.noise_std_, one.noise_std_, rtol=1e-5)
+
+
+def test_head_statistics_are_summed_over_processes(fits, monkeypatch):
+    """The heads equal a one-process refinement on the same backbone (float64 summation order)."""
+    X, y, _, two, _ = fits
+    local = copy.deepcopy(two)
+    data = copy.copy(local)._prepare(X, y)  # the same standardisation and split
+    # Keep the noise chosen on held-out rows (the search starts from the current
+    # head), so that only the statistics of the training rows differ.
+    monkeypatch.setattr(_regression, "heldout_noise_var", lambda *args: args[4])
+    local._refine_head(data)
+    # Each process summed its half of the rows in float64 and one all-reduce
+    # added the halves; one process sums all rows in sequence. The statistics
+    # then differ by at most about n_rows * eps = 4e-14 relative, which the
+    # posterior's solve amplifies by at most the condition number of the Gram
+    # matrix (1.5e6 here): 6e-8, hence rtol=1e-7 (measured: bitwise equal).
+    # The statistics of one process's half alone move the heads by 0.02 to 0.3.
+    heads = local._inference_module.head, two._inference_module.head
+    for a, b in zip(*(head.parameters() for head in heads)):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-7, atol=1e-12)
+
+
+def test_fitted_estimator_is_ordinary(fits):
+    X, y, one, two, report = fits
+    assert two.regime_ == "network"
+    assert all(name != "data_parallel_sync" for name, _ in two.net_.callbacks_)
+    assert two.net_.iterator_train__shard is None
+    # Refitting in this process gives the one-process fit, bit for bit.
+    refit = copy.deepcopy(two).fit(X, y)
+    np.testing.assert_array_equal(refit.predict(X), one.predict(X))
+    assert isinstance(report, DataParallelReport)
+    # One all-reduce per step: 13 batches per epoch; the flat tensor holds the
+    # gradients of every trainable parameter plus one counter per tensor and the rows.
+    assert report.n_steps == 13 * two.n_epochs_
+    params = [p for p in two.net_.module_.parameters() if p.requires_grad]
+    assert report.bytes_per_step == 4 * (sum(p.numel() for p in params) + len(params) + 1)
+
+
+@pytest.mark.slow
+def test_missing_labels_stay_close():
+    """With missing labels each part weights its own labels: close to, not equal to, one process."""
+    X, y = _data(n_rows=300, missing=True)
+    settings = {**SETTINGS, "validation_fraction": None, "max_epochs": 10}
+    one = SparseMultiTaskBNNRegressor(**settings).fit(X, y)
+    two = fit_data_parallel(SparseMultiTaskBNNRegressor(**settings), X, y, timeout=TIMEOUT)
+    other_seed = SparseMultiTaskBNNRegressor(**{**settings, "random_state": 1}).fit(X, y)
+    gap = np.abs(two.predict(X) - one.predict(X)).max()
+    # The reweighting changes each step by a few percent of the gradient of
+    # task 1; the fits stay much closer than two seeds are.
+    assert gap < 0.2 * np.abs(other_seed.predict(X) - one.predict(X)).max()
+
+
+@pytest.mark.slow
+def test_errors_in_a_process_are_raised_here():
+    # One labelled row cannot be split over two processes: the check runs in
+    # the processes, and its ValueError reaches the caller as it is.
+    X, y = _data(n_rows=20)
+    with pytest.raises(ValueError, match="Use fewer processes"):
+        fit_data_parallel(SparseMultiTaskBNNRegressor(**SETTINGS), X[:1], y[:1], timeout=TIMEOUT)
+
+
+@pytest.mark.slow
+def test_timeout_stops_the_processes():
+    X, y = _data()
+    with pytest.raises(TimeoutError, match="did not finish within"):
+        fit_data_parallel(SparseMultiTaskBNNRegressor(**SETTINGS), X, y, timeout=1.0)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"aggregator": "pcgrad"}, "aggregator='mean'"),
+        ({"n_estimators": 3}, "one network"),
+        ({"regime": "evidence"}, "mini-batches"),
+        ({"device": "gpu"}, "device='gpu'"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+    ],
+)
+def test_unsupported_settings(change, match):
+    X, y = _data(n_rows=20)
+    with pytest.raises(ValueError, match=match):
+        fit_data_parallel(SparseMultiTaskBNNRegressor(**{**SETTINGS, **change}), X, y)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_processes": 0}, "n_processes"),
+        ({"threads_per_process": 1.5}, "threads_per_process"),
+        ({"backend": "tcp"}, "backend"),
+        ({"timeout": 0}, "timeout"),
+    ],
+)
+def test_invalid_arguments(kwargs, match):
+    X, y = _data(n_rows=20)
+    with pytest.raises(ValueError, match=match):
+        fit_data_parallel(SparseMultiTaskBNNRegressor(**SETTINGS), X, y, **kwargs)
+
+
+def test_other_estimators_are_refused():
+    X, y = _data(n_rows=20)
+    with pytest.raises(TypeError, match="SparseMultiTaskBNNRegressor"):
+        fit_data_parallel(BayesAggMTLRegressor(), X, y)
+
+
+@pytest.mark.parametrize("n_rows, world_size", [(10, 3), (7, 2), (2, 2), (5, 1)])
+def test_shard_rows_partition(n_rows, world_size):
+    parts = [range(n_rows)[shard_rows(n_rows, r, world_size)] for r in range(world_size)]
+    assert [i for part in parts for i in part] == list(range(n_rows))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_no_process_group_in_the_caller(fits):
+    assert not torch.distributed.is_initialized()
