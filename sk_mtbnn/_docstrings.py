@@ -86,6 +86,22 @@ fidelity : {"high", "low"}, default="high"
     "f_values": """\
 f : ndarray of shape (n,)
     The function at each row of ``x``.""",
+    # Evidence of Bayesian linear heads (sk_mtbnn.nn.evidence, evidence_rows).
+    "example_linear_data": """\
+>>> import torch
+>>> from sk_mtbnn.nn.blr import linear_stats
+>>> gen = torch.Generator().manual_seed(0)
+>>> phi = torch.randn(1, 500, 3, generator=gen, dtype=torch.float64)  # one task
+>>> y = phi[0] @ torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
+>>> y = (y + 0.3 * torch.randn(500, generator=gen, dtype=torch.float64))[:, None]""",
+    "rows_phi_y": """\
+phi : Tensor of shape (T, N, F)
+    Features of every task (the bias is appended here).
+y : Tensor of shape (N, T)
+    Targets; NaN marks a missing label.""",
+    "rows_alpha": """\
+alpha : float or Tensor of shape (N,) or (N, T), default=0.0
+    Known noise variance of each row.""",
     # Plots of a fitted IterativeMagnitudePruning.
     "pruning_plot_params": """\
 pruning : IterativeMagnitudePruning

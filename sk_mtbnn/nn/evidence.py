@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._docstrings import fill_doc
 from .blr import LinearStats
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -250,6 +251,7 @@ def _optimise(
     return np.exp(best_x[:n_tasks]), np.exp(best_x[n_tasks:]), best_lml
 
 
+@fill_doc
 def maximise_evidence(
     stats: LinearStats,
     *,
@@ -292,13 +294,8 @@ def maximise_evidence(
 
     Examples
     --------
-    >>> import torch
-    >>> from sk_mtbnn.nn.blr import linear_stats
+    %(example_linear_data)s
     >>> from sk_mtbnn.nn.evidence import maximise_evidence
-    >>> gen = torch.Generator().manual_seed(0)
-    >>> phi = torch.randn(1, 500, 3, generator=gen, dtype=torch.float64)
-    >>> y = phi[0] @ torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
-    >>> y = (y + 0.3 * torch.randn(500, generator=gen, dtype=torch.float64))[:, None]
     >>> ev = maximise_evidence(linear_stats(phi, y))
     >>> round(float(ev.noise_var[0].sqrt()), 1)
     0.3
@@ -338,6 +335,7 @@ def log_conditional_evidence(
     )
 
 
+@fill_doc
 def maximise_conditional_evidence(
     train: LinearStats,
     valid: LinearStats,
@@ -361,16 +359,12 @@ def maximise_conditional_evidence(
 
     Examples
     --------
-    >>> import torch
-    >>> from sk_mtbnn.nn.blr import linear_stats
+    %(example_linear_data)s
     >>> from sk_mtbnn.nn.evidence import maximise_conditional_evidence
-    >>> gen = torch.Generator().manual_seed(0)
-    >>> phi = torch.randn(1, 600, 2, generator=gen, dtype=torch.float64)
-    >>> y = (phi[0].sum(1) + 0.5 * torch.randn(600, generator=gen, dtype=torch.float64))[:, None]
     >>> train, valid = linear_stats(phi[:, :400], y[:400]), linear_stats(phi[:, 400:], y[400:])
-    >>> ev = maximise_conditional_evidence(train, valid)
+    >>> ev = maximise_conditional_evidence(train, valid)  # noise std fitted on held-out rows
     >>> round(float(ev.noise_var[0].sqrt()), 1)
-    0.5
+    0.3
     """
     options = (prior_var_bounds, noise_var_bounds)
     spec_all, spec_train = _spectrum(train + valid), _spectrum(train)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._docstrings import fill_doc
 from .blr import LinearStats, linear_stats, row_precisions
 from .evidence import (
     NOISE_VAR_BOUNDS,
@@ -29,6 +30,7 @@ from .evidence import (
 )
 
 
+@fill_doc
 def log_marginal_likelihood_rows(
     phi: Tensor,
     y: Tensor,
@@ -40,14 +42,10 @@ def log_marginal_likelihood_rows(
 
     Parameters
     ----------
-    phi : Tensor of shape (T, N, F)
-        Features of every task (the bias is appended here).
-    y : Tensor of shape (N, T)
-        Targets; NaN marks a missing label.
+    %(rows_phi_y)s
     prior_var, noise_var : float or Tensor of shape (T,)
         Prior variance of the head weights and the fitted noise variance.
-    alpha : float or Tensor of shape (N,) or (N, T), default=0.0
-        Known noise variance of each row.
+    %(rows_alpha)s
 
     Returns
     -------
@@ -79,6 +77,7 @@ def _weighted_stats(phi: Tensor, y: Tensor, noise: Tensor, alpha) -> tuple[Linea
     return linear_stats(phi, y, weights), log_det
 
 
+@fill_doc
 def maximise_evidence_rows(
     phi: Tensor,
     y: Tensor,
@@ -101,12 +100,8 @@ def maximise_evidence_rows(
 
     Parameters
     ----------
-    phi : Tensor of shape (T, N, F)
-        Features of every task (the bias is appended here).
-    y : Tensor of shape (N, T)
-        Targets; NaN marks a missing label.
-    alpha : float or Tensor of shape (N,) or (N, T), default=0.0
-        Known noise variance of each row.
+    %(rows_phi_y)s
+    %(rows_alpha)s
     noise_var, prior_var_bounds, noise_var_bounds, fallback_noise_var, \
 max_iter
         As in :func:`~sk_mtbnn.nn.evidence.maximise_evidence`.
