@@ -37,3 +37,10 @@ ENSEMBLE_CONSTRAINTS: dict = {
     "n_estimators": [StrOptions({"auto"}), positive_int()],
     "n_jobs": [None, Integral],
 }
+
+#: The settings of BayesAgg-MTL that both BayesAgg estimators have.
+BAYESAGG_CONSTRAINTS: dict = {
+    "gamma": [positive_float()],
+    "s": [Interval(Real, 0, 1, closed="right")],
+    "ls_epochs": [positive_int(0)],
+}
