@@ -22,6 +22,7 @@ import torch
 _TAGS = (
     "__float__",
     "__tuple__",
+    "__range__",
     "__list__",
     "__dict__",
     "__ndarray__",
@@ -38,11 +39,41 @@ _TAGS = (
 
 
 class UnrepresentableError(TypeError):
-    """A value that the safe format cannot store (raised when saving)."""
+    """A value that the safe format cannot store (raised by :func:`sk_mtbnn.save`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import sk_mtbnn
+    >>> from sk_mtbnn.persistence import UnrepresentableError
+    >>> imp = sk_mtbnn.IterativeMagnitudePruning(
+    ...     sk_mtbnn.SparseMultiTaskBNNRegressor(), scoring=lambda est, X, y, task: 0.0
+    ... )
+    >>> try:
+    ...     sk_mtbnn.save(imp, os.path.join(tempfile.mkdtemp(), "m.skmtbnn"))
+    ... except UnrepresentableError as error:
+    ...     print(isinstance(error, TypeError), str(error)[:45])
+    True IterativeMagnitudePruning.scoring is the func
+    """
 
 
 class FormatError(ValueError):
-    """A file whose content does not follow the format (raised when loading)."""
+    """A file that :func:`sk_mtbnn.load` refuses: not the format, corrupted or tampered.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import sk_mtbnn
+    >>> from sk_mtbnn.persistence import FormatError
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.skmtbnn")
+    >>> with open(path, "wb") as file:
+    ...     _ = file.write(b"not a model")
+    >>> try:
+    ...     sk_mtbnn.load(path)
+    ... except FormatError as error:
+    ...     print(isinstance(error, ValueError))
+    True
+    """
 
 
 def _estimator_classes() -> dict[str, type]:
@@ -119,6 +150,8 @@ class Encoder:
             return {"__tensor__": self.tensor(v), "requires_grad": v.requires_grad}
         if type(v) is torch.device:
             return {"__device__": str(v)}
+        if type(v) is range:
+            return {"__range__": [v.start, v.stop, v.step]}
         if type(v) is tuple:
             return {"__tuple__": [self.value(x, f"{where}[{i}]") for i, x in enumerate(v)]}
         if type(v) is list:
@@ -150,8 +183,9 @@ class Encoder:
             return {"__estimator__": type(v).__name__, "params": params, "state": state}
         raise UnrepresentableError(
             f"{where} is {_describe(v)}, which the safe format "
-            "cannot store. It stores numbers, strings, numpy arrays, torch tensors, lists, "
-            "tuples and dicts of these, torch.optim optimiser classes, the aggregators "
+            "cannot store. It stores numbers, strings, ranges, numpy arrays, torch tensors, "
+            "lists, tuples and dicts of these, torch.optim optimiser classes, torch devices, "
+            "numpy RandomState objects, the aggregators "
             f"{sorted(_aggregator_classes())} and the sk_mtbnn estimators: pass one of these "
             "(e.g. an aggregator by its name, data as numpy arrays), or use pickle if you "
             "trust whoever loads the file."
@@ -215,6 +249,11 @@ class Decoder:
 
     def _tuple(self, items, node):
         return tuple(self._list_of(items))
+
+    def _range(self, bounds, node):
+        if type(bounds) is not list or len(bounds) != 3 or any(type(b) is not int for b in bounds):
+            raise FormatError("a stored range that is not three integers.")
+        return range(*bounds)
 
     def _list(self, items, node):
         return self._list_of(items)

@@ -69,7 +69,7 @@ REGRESSORS = {
         (8, 8),
         spectral_norm=1.0,
         residual=True,
-        task_inputs={1: [1]},
+        task_inputs={1: range(1, 2)},
         alpha=0.01,
         max_epochs=5,
         random_state=np.random.RandomState(0),
