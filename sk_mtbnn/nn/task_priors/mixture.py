@@ -57,16 +57,19 @@ _JITTER = 1e-12  # relative to the base variance: keeps Sigma_k invertible when 
 
 
 class _MixturePrior(TaskPrior):
-    """EM for a mixture-of-Gaussians prior; subclasses define the mixing weights."""
+    """EM for a mixture-of-Gaussians prior; subclasses define the mixing weights.
+
+    Its parameters, with their defaults, are those of :class:`HierarchicalPrior`.
+    """
 
     def __init__(
         self,
         *,
-        covariance_type: str,
-        covariance_prior: float,
-        prior_var: float | None,
-        max_iter: int,
-        tol: float,
+        covariance_type: str = "spherical",
+        covariance_prior: float = 1.0,
+        prior_var: float | None = None,
+        max_iter: int = 200,
+        tol: float = 1e-8,
     ) -> None:
         self.covariance_type = covariance_type
         self.covariance_prior = covariance_prior
@@ -333,23 +336,6 @@ class HierarchicalPrior(_MixturePrior):
     >>> [round(v, 2) for v in prior.means_[0].tolist()]
     [0.74, 0.79]
     """
-
-    def __init__(
-        self,
-        *,
-        covariance_type: str = "spherical",
-        covariance_prior: float = 1.0,
-        prior_var: float | None = None,
-        max_iter: int = 200,
-        tol: float = 1e-8,
-    ) -> None:
-        super().__init__(
-            covariance_type=covariance_type,
-            covariance_prior=covariance_prior,
-            prior_var=prior_var,
-            max_iter=max_iter,
-            tol=tol,
-        )
 
     def _similarity(self, post_mean: Tensor, post_cov: Tensor) -> Tensor:
         metric = inverse_spd(self.covariances_[0])
