@@ -8,7 +8,7 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._docstrings import fill_doc
+from .._docstrings import expand_doc
 from ._validation import check_params
 
 _DESCR = {
@@ -53,45 +53,33 @@ def _load(name: str, return_X_y: bool, as_frame: bool):
     )
 
 
-@fill_doc
-def load_enb(*, return_X_y=False, as_frame=False):
-    """Load the energy-efficiency data: 768 buildings, 8 features, 2 tasks.
+def _loader(name: str, summary: str, example: str):
+    """The public ``load_<name>`` of the shipped ``data/<name>.csv``, with its docstring."""
 
-    Parameters
-    ----------
-    %(loader_params)s
+    def load(*, return_X_y=False, as_frame=False):
+        return _load(name, return_X_y, as_frame)
 
-    Returns
-    -------
-    %(loader_returns)s
-
-    Examples
-    --------
-    >>> from sk_mtbnn.datasets import load_enb
-    >>> X, y = load_enb(return_X_y=True)
-    >>> X.shape, y.shape
-    ((768, 8), (768, 2))
-    """
-    return _load("enb", return_X_y, as_frame)
+    load.__name__ = load.__qualname__ = f"load_{name}"
+    load.__doc__ = expand_doc(
+        f"{summary}\n\nParameters\n----------\n%(loader_params)s\n\n"
+        f"Returns\n-------\n%(loader_returns)s\n\nExamples\n--------\n{example}\n"
+    )
+    return load
 
 
-@fill_doc
-def load_slump(*, return_X_y=False, as_frame=False):
-    """Load the concrete slump data: 103 mixes, 7 features, 3 tasks.
-
-    Parameters
-    ----------
-    %(loader_params)s
-
-    Returns
-    -------
-    %(loader_returns)s
-
-    Examples
-    --------
-    >>> from sk_mtbnn.datasets import load_slump
-    >>> data = load_slump()
-    >>> data.target_names
-    ['y_slump_cm', 'y_flow_cm', 'y_compressive_strength_MPa']
-    """
-    return _load("slump", return_X_y, as_frame)
+load_enb = _loader(
+    "enb",
+    "Load the energy-efficiency data: 768 buildings, 8 features, 2 tasks.",
+    """>>> from sk_mtbnn.datasets import load_enb
+>>> X, y = load_enb(return_X_y=True)
+>>> X.shape, y.shape
+((768, 8), (768, 2))""",
+)
+load_slump = _loader(
+    "slump",
+    "Load the concrete slump data: 103 mixes, 7 features, 3 tasks.",
+    """>>> from sk_mtbnn.datasets import load_slump
+>>> data = load_slump()
+>>> data.target_names
+['y_slump_cm', 'y_flow_cm', 'y_compressive_strength_MPa']""",
+)
