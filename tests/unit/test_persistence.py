@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import warnings
 import zipfile
 
@@ -517,3 +518,13 @@ def test_per_row_alpha_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded._alpha, reg._alpha)
     for a, b in zip(reg.predict(X, return_std=True), loaded.predict(X, return_std=True)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["network", "evidence", "pruned"])
+def test_a_loaded_estimator_saves_again_clones_and_pickles(name, fitted_regressors, tmp_path):
+    reg = fitted_regressors[name]
+    loaded = _round_trip(reg, tmp_path)
+    again = _round_trip(loaded, tmp_path, "again.skmtbnn")
+    np.testing.assert_array_equal(again.predict(X), reg.predict(X))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict(X), reg.predict(X))
+    assert_same_params(clone(loaded), reg)
