@@ -54,12 +54,12 @@ def encode_state(estimator, encoder, where: str):
             continue
         value = getattr(estimator, name)
         if name == "history_" and has_net and value is estimator.net_.history:
-            attributes[name] = {"__tuple__": ["net_.history"]}
-            continue
+            continue  # restored as the net's own history
         attributes[name] = encoder.value(value, f"{where}.{name}")
     state = {"names": list(names), "recorded": recorded, "attributes": attributes}
     if has_net:
         state["net"] = _encode_net(estimator, encoder, f"{where}.net_")
+        state["net"]["is_history_"] = "history_" in names and "history_" not in attributes
     return state
 
 
@@ -68,16 +68,12 @@ def decode_state(estimator, state, decoder) -> None:
     if type(state) is not dict or type(state.get("attributes")) is not dict:
         raise FormatError("the fitted state of an estimator is not a JSON object.")
     names = tuple(str(n) for n in state.get("names", ()))
-    shared_history = False
     for name, node in state["attributes"].items():
         _check_attribute_name(estimator, name)
-        if node == {"__tuple__": ["net_.history"]}:
-            shared_history = True
-            continue
         setattr(estimator, name, decoder.value(node))
     if "net" in state:
         _decode_net(estimator, state["net"], decoder)
-        if shared_history:
+        if state["net"].get("is_history_"):
             estimator.history_ = estimator.net_.history
     missing = set(names) - set(vars(estimator))
     if missing:

@@ -171,6 +171,7 @@ def assert_same_fitted_state(a, b):
             assert_same_value(va, vb, name)
     if "net_" in vars(a):
         assert list(a.history_) == list(b.history_)
+        assert (b.history_ is b.net_.history) == (a.history_ is a.net_.history)
         for (ka, ta), (kb, tb) in zip(
             a.net_.module_.state_dict().items(), b.net_.module_.state_dict().items()
         ):
