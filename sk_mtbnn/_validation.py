@@ -37,6 +37,37 @@ def _nullable_as_float(y) -> np.ndarray:
     return np.asarray(y)
 
 
+#: Largest magnitude of an input or target entry: standardising squares the entries, and
+#: beyond ~1e154 their squares overflow float64.
+MAX_MAGNITUDE = 1e150
+
+
+def check_magnitude(a: np.ndarray, name: str) -> None:
+    """Refuse entries too large to standardise (``|a| > 1e150``), naming the column.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_samples, n_columns)
+        Numeric data; NaN entries are ignored.
+    name : str
+        How the message calls ``a`` (``"X"``, ``"y"``).
+    """
+    a = np.asarray(a)
+    if a.size == 0 or a.dtype.kind not in "f":
+        return  # integers and booleans are far below the limit
+    magnitude = np.nanmax(np.abs(a), axis=0) if a.ndim == 2 else np.nanmax(np.abs(a))
+    magnitude = np.atleast_1d(magnitude)
+    if not np.any(magnitude > MAX_MAGNITUDE):
+        return
+    j = int(np.nanargmax(magnitude))
+    factor = 10.0 ** np.floor(np.log10(magnitude[j]))
+    raise ValueError(
+        f"{name} has entries of magnitude up to {magnitude[j]:.3g} (column {j}), too large to "
+        f"standardise: their squares overflow float64 above about {MAX_MAGNITUDE:.0e}. Rescale "
+        f"{name} (e.g. divide column {j} by {factor:.0e}, or express it in other units)."
+    )
+
+
 def check_regression_targets(y, X, estimator_name: str) -> np.ndarray:
     """Validate regression targets with missing labels.
 
@@ -79,6 +110,7 @@ def check_regression_targets(y, X, estimator_name: str) -> np.ndarray:
             f"{task_label(t, names)} has no label: every entry of y[:, {t}] is NaN. "
             "Drop that column or provide at least one label for it."
         )
+    check_magnitude(y_arr, "y")
     return y_arr
 
 

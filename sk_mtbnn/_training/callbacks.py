@@ -4,21 +4,48 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 
 class StopOnDivergence(Callback):
-    """Raise a clear error as soon as the training loss is not finite."""
+    """Raise a clear error as soon as training stops being finite.
+
+    Checked after every training step (the loss, and the weights the step
+    wrote), so that no later computation on the diverged weights -- a head's
+    Cholesky factorisation at the end of the epoch -- fails first with a
+    message of its own. Before training, refuses inputs that overflowed in
+    the standardisation.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        if isinstance(X, torch.Tensor | np.ndarray) and not bool(np.isfinite(np.asarray(X)).all()):
+            raise ValueError(
+                "X has entries too large to standardise (they overflow float32 once centred "
+                "and scaled): rescale X, e.g. express its columns in other units."
+            )
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs) -> None:
+        if not training:
+            return
+        finite = loss is None or bool(torch.isfinite(torch.as_tensor(loss)).all())
+        if finite and all(bool(torch.isfinite(p).all()) for p in net.module_.parameters()):
+            return
+        raise diverged_error(net)
 
     def on_epoch_end(self, net, **kwargs) -> None:
         loss = net.history[-1, "train_loss"]
         if not math.isfinite(loss):
-            raise RuntimeError(
-                f"Training diverged at epoch {len(net.history)} (the loss is {loss}). "
-                f"Lower learning_rate (now {net.lr}) or standardise the targets "
-                "(normalize_y=True)."
-            )
+            raise diverged_error(net, f"the loss is {loss}")
+
+
+def diverged_error(net, what: str = "the weights or features are no longer finite"):
+    """The error of a diverged training of ``net``: what to change (``learning_rate``)."""
+    return RuntimeError(
+        f"Training diverged at epoch {len(net.history)} ({what}). Lower learning_rate "
+        f"(now {net.lr}) or standardise the targets (normalize_y=True)."
+    )
 
 
 class FitProgress(Callback):
@@ -41,6 +68,18 @@ class FitProgress(Callback):
 
     def on_train_end(self, net, **kwargs) -> None:
         self.bar_.close()
+
+
+def progress_bar(total: int, desc: str, unit: str, show: bool):
+    """A bar like :class:`FitProgress`'s over ``total`` steps (tqdm), or a silent one.
+
+    The bar of ensemble members (``desc="ensemble"``) and of pruning rounds
+    (``desc="pruning"``); ``show=False`` gives a disabled bar with the same
+    methods (``update``, ``set_postfix``, ``close``, a context manager).
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, leave=True, disable=not show)
 
 
 def build_callbacks(

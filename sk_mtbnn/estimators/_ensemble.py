@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from joblib import Parallel, delayed
+from joblib.parallel import get_active_backend
 
 
 def _fit_member(member, X, y, fit_params):
@@ -39,13 +40,30 @@ class EnsembleMixin:
     """
 
     def _fit_ensemble(self, X, y, n_members: int) -> None:
+        """Fit the members through joblib; ``verbose >= 2`` draws one bar over them."""
+        from .._training.callbacks import progress_bar
         from ._regression import member_seeds
 
         seeds = member_seeds(self.random_state, n_members)
         members = [self._ensemble_member(int(s)) for s in seeds]
-        parallel = Parallel(n_jobs=self.n_jobs, verbose=max(0, int(self.verbose) - 1))
+        verbose = int(self.verbose)
+        if verbose >= 2:
+            # One bar over the members; from verbose=3 on, each member's own bar too.
+            for member in members:
+                member.set_params(verbose=0 if verbose == 2 else verbose - 1)
         fit_params = self._member_fit_params()
-        self.estimators_ = parallel(delayed(_fit_member)(m, X, y, fit_params) for m in members)
+        # Results come back in order as they finish (lazily when sequential), so the
+        # bar follows the fits; backends without generators (multiprocessing, Ray)
+        # return them all at once.
+        backend, _ = get_active_backend()
+        return_as = "generator" if backend.supports_return_generator else "list"
+        parallel = Parallel(n_jobs=self.n_jobs, return_as=return_as)
+        fitted = parallel(delayed(_fit_member)(m, X, y, fit_params) for m in members)
+        self.estimators_ = []
+        with progress_bar(n_members, "ensemble", "member", verbose >= 2) as bar:
+            for member in fitted:
+                self.estimators_.append(member)
+                bar.update(1)
         self._adopt_members(X, self.estimators_)
 
     @property

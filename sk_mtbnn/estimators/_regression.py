@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from .._validation import check_regression_targets
+from .._validation import check_magnitude, check_regression_targets
 from ..nn.blr import LinearStats, heldout_noise_var
 from ._base import NetworkEstimatorMixin, TrainingData, column_scale
 from ._ensemble import EnsembleMixin
@@ -62,6 +62,7 @@ class MultiTaskRegressorBase(
             )
 
     def _encode_targets(self, y, X) -> np.ndarray:
+        check_magnitude(X, "X")  # X is validated (finite float64) by now
         return check_regression_targets(y, X, type(self).__name__)
 
     def _standardise_Y(self, Y: np.ndarray) -> np.ndarray:
@@ -108,6 +109,10 @@ class MultiTaskRegressorBase(
         head = module.head
         train = head_statistics(module, *data.train)
         stats = train
+        # The likelihood's tempering of the posterior that predicts: the noise is chosen
+        # for that posterior (with a user-set reg_weight it is not the exact one).
+        kl_weight = torch.as_tensor(self._kl_weight(data), dtype=torch.float64)
+        kl_weight = kl_weight.to(module_device(module))
         if data.valid is not None:
             Xv, Yv = (
                 torch.as_tensor(a, dtype=torch.float64, device=module_device(module))
@@ -123,13 +128,12 @@ class MultiTaskRegressorBase(
                     head.prior_var,
                     head.noise_var().detach(),
                     MIN_CALIBRATION_LABELS,
+                    kl_weight,
                 )
                 with torch.no_grad():
                     head.log_noise_std.copy_(0.5 * torch.log(noise_var))
             stats = train + head.statistics(phi_valid, Yv)
         self._borrow_noise(head, stats.count)
-        kl_weight = torch.as_tensor(self._kl_weight(data), dtype=torch.float64)
-        kl_weight = kl_weight.to(module_device(module))
         prior = self._task_prior(head, stats, kl_weight)
         head.condition_on(stats, kl_weight, **({} if prior is None else {"prior": prior}))
         self._subtract_known_noise(head)

@@ -89,7 +89,13 @@ def posterior(
     scale = 1.0 / (torch.as_tensor(kl_weight, dtype=noise_var.dtype) * noise_var)
     precision = prior_precision + scale[:, None, None] * stats.gram
     rhs = (prior_precision @ prior_mean.unsqueeze(-1)).squeeze(-1) + scale[:, None] * stats.moment
-    chol = torch.linalg.cholesky(precision)
+    chol, info = torch.linalg.cholesky_ex(precision)
+    if bool((info != 0).any()):
+        raise RuntimeError(
+            "The head's posterior cannot be formed: its features are not finite or too "
+            "ill-conditioned. Training may have diverged (lower learning_rate), or X has "
+            "extreme values (rescale X)."
+        )
     mean = torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1)
     return mean, precision
 
@@ -127,11 +133,14 @@ def heldout_noise_var(
     prior_var: float,
     start: Tensor,
     min_labels: int,
+    kl_weight: Tensor | float = 1.0,
 ) -> Tensor:
     """Per task, the noise variance that maximises the held-out likelihood.
 
-    For each candidate ``sigma^2`` the exact posterior given the training
-    statistics is formed and the predictive log-density of the held-out rows
+    For each candidate ``sigma^2`` the posterior given the training
+    statistics -- tempered by ``kl_weight`` ``(T,)`` or a float, as
+    :func:`posterior`, so that it is the posterior the head predicts with
+    (1: the exact one) -- is formed and the predictive log-density of the held-out rows
     (features ``phi_valid`` ``(T, B, F)``, targets ``y_valid`` ``(B, T)``) is
     evaluated; a bounded 1-D search over ``log sigma^2`` within ``+-7`` of
     ``log start`` picks the best. Conditioning on the training rows inside the
@@ -144,6 +153,7 @@ def heldout_noise_var(
     n_tasks, dim = train.moment.shape
     prior_mean, prior_precision = isotropic_prior(1, dim, prior_var, train.moment)
     result = start.clone()
+    weights = torch.as_tensor(kl_weight, dtype=train.moment.dtype).expand(n_tasks)
     for t in range(n_tasks):
         rows = ~torch.isnan(y_valid[:, t])
         if int(rows.sum()) < min_labels:
@@ -151,10 +161,11 @@ def heldout_noise_var(
         p = with_bias(phi_valid[t][rows])
         y = y_valid[rows, t]
         stats_t = LinearStats(*(s[t : t + 1] for s in train))
+        k_t = weights[t : t + 1]
 
-        def objective(log_var, p=p, y=y, stats_t=stats_t):
+        def objective(log_var, p=p, y=y, stats_t=stats_t, k_t=k_t):
             var = torch.full((1,), float(torch.exp(torch.tensor(log_var))), dtype=p.dtype)
-            mean, precision = posterior(stats_t, var, prior_mean, prior_precision)
+            mean, precision = posterior(stats_t, var, prior_mean, prior_precision, k_t)
             cov = torch.cholesky_inverse(torch.linalg.cholesky(precision[0]))
             pred_var = ((p @ cov) * p).sum(1) + var
             return float(torch.sum(torch.log(pred_var) + (y - p @ mean[0]).square() / pred_var))

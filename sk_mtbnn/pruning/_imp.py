@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 
 import numpy as np
 from scipy.sparse import issparse
@@ -13,12 +12,12 @@ from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
-from .._param_validation import validate_params
-from .._validation import check_choice, check_fraction, check_positive_int
-from ..aggregators import resolve_aggregator
-from ..aggregators.bayesagg import BayesAgg
-from ..estimators._base import layer_sizes, seeded
+from .._training.callbacks import progress_bar
+from .._validation import _nullable_as_float
+from ..estimators._base import seeded
+from ..estimators._labels import label_array
 from ..metrics import gaussian_nll
+from ._checks import check_estimator, check_params, check_scoring
 from ._delegation import DelegatingMixin
 from ._masks import (
     _as_rows,
@@ -31,10 +30,6 @@ from ._masks import (
     _task_own_parameters,
     prune_masks,
 )
-
-SCOPES = ("layer", "global")
-REWINDS = ("init", "warmup", "none")
-SELECTIONS = ("best", "last")
 
 
 class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimator):
@@ -97,7 +92,10 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
     random_state : int, RandomState instance or None, default=None
         Seeds the split and the estimator.
     verbose : int, default=0
-        1 prints the score and sparsity of every task and round.
+        1 prints the score and sparsity of every task and round; 2 or more
+        draws one progress bar over the trainings instead (the dense one and
+        ``n_rounds`` per task, then the final joint one), the last round's
+        score beside it. The estimator's own ``verbose`` sets its output.
 
     Attributes
     ----------
@@ -213,10 +211,10 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
         return self
 
     def _fit(self, X, y, X_val, y_val) -> None:
-        self._check_params()
+        check_params(self)
         rng = check_random_state(self.random_state)
         base = clone(self.estimator)
-        self._check_estimator(base)
+        check_estimator(base)
         if "n_estimators" in base.get_params():
             base.set_params(n_estimators=1)  # one network is pruned
         if "regime" in base.get_params():
@@ -257,83 +255,30 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
 
         data = base._prepare(X_fit, y_fit)
         self.n_tasks_ = base.n_tasks_
-        y_sel = np.asarray(y_sel)
+        # Labels keep their type; nullable pandas numbers give NaN for pd.NA.
+        y_sel = label_array(y_sel) if is_classifier(base) else _nullable_as_float(y_sel)
         y_sel = y_sel[:, None] if y_sel.ndim == 1 else y_sel
         if y_sel.ndim != 2 or y_sel.shape[1] != self.n_tasks_:
             raise ValueError(
                 f"y_val has {y_sel.shape[1] if y_sel.ndim == 2 else y_sel.shape} task column(s) "
                 f"but y has {self.n_tasks_}: pass validation targets with the same columns."
             )
-        self._check_scoring(base)
+        check_scoring(self.scoring, base)
         with seeded(data.seed):
             init_state = copy.deepcopy(base._build_module(data).state_dict())
         self.history_ = []
-        selected = [
-            self._search_task(base, data, init_state, t, X_sel, y_sel[:, t])
-            for t in range(self.n_tasks_)
-        ]
-        self.estimator_ = self._final_fit(base, X_final, y_final, init_state, selected)
+        # One bar over every training: per task the dense one and n_rounds, then the final.
+        total = self.n_tasks_ * (self.n_rounds + 1) + 1
+        with progress_bar(total, "pruning", "round", self.verbose >= 2) as self._progress:
+            selected = [
+                self._search_task(base, data, init_state, t, X_sel, y_sel[:, t])
+                for t in range(self.n_tasks_)
+            ]
+            self.estimator_ = self._final_fit(base, X_final, y_final, init_state, selected)
+            self._progress.set_postfix_str("final joint training", refresh=False)
+            self._progress.update(1)
+        del self._progress  # not a fitted attribute
         self._describe(selected)
-
-    def _check_params(self) -> None:
-        ratio = self.prune_ratio
-        ok = isinstance(ratio, numbers.Real) and not isinstance(ratio, bool) and 0 < ratio < 1
-        if not ok:
-            raise ValueError(f"prune_ratio must be in (0, 1); got {ratio!r}.")
-        check_positive_int(self.n_rounds, "n_rounds")
-        check_positive_int(self.rewind_epoch, "rewind_epoch")
-        if self.retrain_epochs is not None:
-            check_positive_int(self.retrain_epochs, "retrain_epochs")
-        check_choice(self.scope, "scope", SCOPES)
-        check_choice(self.rewind, "rewind", REWINDS)
-        check_choice(self.select, "select", SELECTIONS)
-        check_fraction(self.validation_fraction, "validation_fraction")
-        if not (
-            callable(self.scoring)
-            or self.scoring in ("default", "nll", "r2", "log_loss", "accuracy")
-        ):
-            raise ValueError(
-                "scoring must be 'default', 'nll', 'r2', 'log_loss', 'accuracy' or a callable "
-                f"scoring(estimator, X, y, task); got {self.scoring!r}."
-            )
-
-    def _check_scoring(self, base) -> None:
-        regression, classification = {"nll", "r2"}, {"log_loss", "accuracy"}
-        wrong = classification if not is_classifier(base) else regression
-        if isinstance(self.scoring, str) and self.scoring in wrong:
-            kind = "classifier" if is_classifier(base) else "regressor"
-            allowed = sorted(regression if kind == "regressor" else classification)
-            raise ValueError(
-                f"scoring={self.scoring!r} does not apply to a {kind}; use 'default' or one of "
-                f"{allowed}."
-            )
-
-    @staticmethod
-    def _check_estimator(base) -> None:
-        needed = ("_prepare", "_build_module", "_train")
-        if not all(hasattr(base, name) for name in needed):
-            raise TypeError(
-                "IterativeMagnitudePruning needs an sk_mtbnn estimator with a masked backbone "
-                f"(SparseMultiTaskBNNRegressor, BayesAggMTLClassifier); got {type(base).__name__}."
-            )
-        validate_params(base)
-        params = base.get_params()
-        if params.get("n_estimators", 1) not in (1, "auto"):
-            raise ValueError(
-                "IterativeMagnitudePruning prunes one network: set n_estimators=1 on the "
-                "estimator (prune first, then ensemble the pruned model if needed)."
-            )
-        if not layer_sizes(params["hidden_layer_sizes"]):
-            raise ValueError(
-                "The estimator has no hidden layer (hidden_layer_sizes=()), so there is no "
-                "backbone weight to prune: give it at least one hidden layer."
-            )
-        aggregator = params.get("aggregator", "bayesagg")
-        if not base._supports_task_masks or isinstance(resolve_aggregator(aggregator), BayesAgg):
-            raise ValueError(
-                "BayesAgg trains one representation shared by all tasks, so tasks cannot have "
-                "their own masks: prune an estimator with aggregator='mean' (or 'pcgrad', ...)."
-            )
 
     # -------------------------------------------------------------- per task
     def _task_data(self, data, t):
@@ -441,8 +386,12 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
     def _record(self, t, r, masks, score) -> None:
         sparsity = _sparsity(masks, self.prune_bias)
         self.history_.append({"task": t, "round": r, "sparsity": sparsity, "score": score})
-        if self.verbose:
-            print(f"task {t} round {r}: sparsity {sparsity:.3f}, validation score {score:.4f}")
+        line = f"task {t} round {r}: sparsity {sparsity:.3f}, validation score {score:.4f}"
+        if self.verbose >= 2:
+            self._progress.set_postfix_str(line, refresh=False)
+            self._progress.update(1)
+        elif self.verbose:
+            print(line)
 
     # --------------------------------------------------------------- final
     def _final_fit(self, base, X, y, init_state, selected):
