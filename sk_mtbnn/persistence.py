@@ -281,13 +281,13 @@ def _check_compatible(metadata: dict, path) -> None:
         "estimator with this version; read_metadata(path) shows its parameters."
     )
     if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise FormatError(
             f"{path} was written in format version {metadata.get('format_version')!r} by "
             f"sk_mtbnn {written}; this sk_mtbnn {__version__} reads format version "
             f"{FORMAT_VERSION} only. {advice}"
         )
     if _series(written) is None or _series(written) != _series(__version__):
-        raise ValueError(
+        raise FormatError(
             f"{path} was written by sk_mtbnn {written}; this is sk_mtbnn {__version__}. "
             "Files are read by the release series that wrote them (same major.minor), "
             f"since fitted state changes between series. {advice}"

@@ -58,7 +58,7 @@ class UnrepresentableError(TypeError):
 
 
 class FormatError(ValueError):
-    """A file that :func:`sk_mtbnn.load` refuses: not the format, corrupted or tampered.
+    """A file that :func:`sk_mtbnn.load` refuses: another version, corrupted or tampered.
 
     Examples
     --------
