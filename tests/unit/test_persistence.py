@@ -529,3 +529,17 @@ def test_a_loaded_estimator_saves_again_clones_and_pickles(name, fitted_regresso
     np.testing.assert_array_equal(again.predict(X), reg.predict(X))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict(X), reg.predict(X))
     assert_same_params(clone(loaded), reg)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [(X[:, 0] > 0).astype(int) + 3, X[:, 0] > 0, pd.Series(pd.Categorical(X[:, 0] > 0))],
+    ids=["int", "bool", "categorical"],
+)
+def test_single_task_classifier_labels_round_trip(y, tmp_path):
+    clf = _fit(BayesAggMTLClassifier((8,), max_epochs=3, random_state=0), X, y)
+    loaded = _round_trip(clf, tmp_path)
+    assert loaded.classes_.dtype == clf.classes_.dtype
+    np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
