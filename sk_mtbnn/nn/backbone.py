@@ -94,9 +94,11 @@ class MaskedMLP(nn.Module):
     -----
     ``forward`` returns a tensor of shape ``(T, B, H)``. While every mask is
     all ones it is one shared pass, expanded (not copied) over the tasks;
-    otherwise each task runs its own masked pass. Whether the masks are all
-    ones is re-checked only when a mask tensor has changed (tracked through
-    the tensors' version counters), not at every call.
+    otherwise each task runs its own masked pass. In training mode whether
+    the masks are all ones is re-checked only when a mask tensor has changed
+    (tracked through the tensors' version counters); in evaluation mode at
+    every call, so that writes through ``.data`` or ``.numpy()`` are seen
+    too. Change masks with :meth:`set_masks`.
 
     With ``spectral_norm=c`` the normalisation applies to each task's masked
     weight ``M_t * W`` (per task once pruned): masking can raise the norm of a
@@ -203,13 +205,27 @@ class MaskedMLP(nn.Module):
         self.refresh_spectral_estimates()
 
     def is_dense(self) -> bool:
-        """Whether every mask of every task is all ones."""
+        """Whether every mask of every task is all ones.
+
+        In training mode the answer is cached and re-checked only when a mask
+        tensor's version counter has changed (:meth:`set_masks`, or any
+        in-place torch operation on a mask), which saves a reduction over
+        every mask at every batch. Writes that bypass the counter -- through
+        ``mask.data`` or ``mask.numpy()`` -- are not seen by that cache, so in
+        evaluation mode (prediction) the masks are checked at every call.
+        :meth:`set_masks` is the supported way to change masks.
+        """
         buffers = [m for pair in self.masks() for m in pair]
         key = tuple((id(m), m._version) for m in buffers)
-        if key != self._dense_key:
+        if key != self._dense_key or not self.training:
             self._dense = all(bool(m.all()) for m in buffers)
             self._dense_key = key
         return self._dense
+
+    def train(self, mode: bool = True) -> MaskedMLP:
+        """Switch the mode, forgetting the cached density (see :meth:`is_dense`)."""
+        self._dense_key = None
+        return super().train(mode)
 
     def apply_masks_to_weights(self) -> None:
         """Zero the stored weights (and biases) wherever *every* task's mask is 0.
