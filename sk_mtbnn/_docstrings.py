@@ -102,6 +102,17 @@ y : Tensor of shape (N, T)
     "rows_alpha": """\
 alpha : float or Tensor of shape (N,) or (N, T), default=0.0
     Known noise variance of each row.""",
+    # Mixture priors over the task heads (sk_mtbnn.nn.task_priors).
+    "base_prior_var": """\
+prior_var : float, default=None
+    Variance of the heads' independent base prior ``N(0, prior_var I)``
+    (the heads' ``prior_var``); None: ``1 / D``.""",
+    "em_stopping": """\
+max_iter : int, default=200
+    Most EM iterations.
+tol : float, default=1e-8
+    Stop when an iteration raises the log marginal likelihood by less than
+    ``tol`` per task.""",
     # Plots of a fitted IterativeMagnitudePruning.
     "pruning_plot_params": """\
 pruning : IterativeMagnitudePruning

@@ -16,10 +16,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..._docstrings import fill_doc
 from ._base import _DTYPE, check_nonnegative
 from .mixture import ClusteringPrior
 
 
+@fill_doc
 class GatingPrior(ClusteringPrior):
     """Task-gating prior: cluster probabilities ``softmax(U^T f_t)`` from task features.
 
@@ -42,8 +44,7 @@ class GatingPrior(ClusteringPrior):
     covariance_prior : float, default=1.0
         Weight, in pseudo-tasks drawn from the base prior, of the hyper-prior
         of each ``(mu_k, Sigma_k)``.
-    prior_var : float, default=None
-        Variance of the heads' independent base prior; None: ``1 / D``.
+    %(base_prior_var)s
     max_iter : int, default=200
         Most EM iterations.
     tol : float, default=1e-8

@@ -39,6 +39,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..._docstrings import fill_doc
 from ._base import (
     _DTYPE,
     TaskPrior,
@@ -179,6 +180,7 @@ class _MixturePrior(TaskPrior):
         return same.fill_diagonal_(1.0)
 
 
+@fill_doc
 class ClusteringPrior(_MixturePrior):
     """Task-clustering prior: each head from one of ``n_components`` Gaussians.
 
@@ -197,14 +199,8 @@ class ClusteringPrior(_MixturePrior):
         Weight ``nu``, in pseudo-tasks drawn from the base prior
         ``N(0, prior_var I)``, of the hyper-prior of each ``(mu_k, Sigma_k)``;
         0 is maximum likelihood.
-    prior_var : float, default=None
-        Variance of the independent base prior ``N(0, prior_var I)`` of the
-        heads (the heads' ``prior_var``); None: ``1 / D``.
-    max_iter : int, default=200
-        Most EM iterations.
-    tol : float, default=1e-8
-        Stop when an iteration raises the log marginal likelihood by less than
-        ``tol`` per task.
+    %(base_prior_var)s
+    %(em_stopping)s
 
     Attributes
     ----------
@@ -286,6 +282,7 @@ class ClusteringPrior(_MixturePrior):
         self.weights_ = resp.mean(0)
 
 
+@fill_doc
 class HierarchicalPrior(_MixturePrior):
     """Shared-mean hierarchical prior ``w_t ~ N(mu_0, Sigma_0)``, both learnt.
 
@@ -303,13 +300,8 @@ class HierarchicalPrior(_MixturePrior):
         Weight ``nu``, in pseudo-tasks drawn from the base prior
         ``N(0, prior_var I)``, of the hyper-prior of ``(mu_0, Sigma_0)``;
         0 is maximum likelihood.
-    prior_var : float, default=None
-        Variance of the heads' independent base prior; None: ``1 / D``.
-    max_iter : int, default=200
-        Most EM iterations.
-    tol : float, default=1e-8
-        Stop when an iteration raises the log marginal likelihood by less than
-        ``tol`` per task.
+    %(base_prior_var)s
+    %(em_stopping)s
 
     Attributes
     ----------
