@@ -8,10 +8,13 @@ constant x RBF + white-noise kernel whose hyper-parameters are optimised (L-BFGS
 from the default start, ``normalize_y=True``, standardised inputs), fitted per
 task on that task's labelled rows: it cannot take missing labels. Each
 configuration runs in its own process so that its peak resident memory can be
-read; both models use the machine's default thread count.
+read; both models use the machine's default thread count (or ``OMP_NUM_THREADS``
+when set). Imports happen before the clocks start.
 
 Run ``python benchmarks/gp_scaling.py`` (about 10 minutes on 2 cores) or with
-``--quick`` (n up to 2,000 and 10,000 only). Writes a markdown table to
+``--quick`` (n up to 2,000 and 10,000 only). To measure a clean checkout rather
+than the work tree, ``git archive HEAD | tar -x -C <export>`` and run with
+``PYTHONPATH=<export>``. Writes a markdown table to
 ``benchmarks/results/gp_scaling.md``.
 """
 
@@ -19,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 import warnings
 from datetime import date
@@ -31,6 +37,9 @@ import numpy as np
 N_TEST = 2000
 N_PREDICT = 100_000
 MISSING = 0.3
+#: Training-set sizes where both models run; the network alone runs on the larger ones.
+SIZES_BOTH = (50, 100, 300, 500, 1000, 2000)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_problem(n_train: int, seed: int = 0):
@@ -79,6 +88,11 @@ def run_nn(X, y):
 
 
 def measure(model: str, n_train: int, queue) -> None:
+    # Imports outside the clocks.
+    import sklearn.gaussian_process
+    import sklearn.pipeline  # noqa: F401
+
+    import sk_mtbnn  # noqa: F401
     from sk_mtbnn.metrics import gaussian_nll, interval_coverage
 
     X, y, X_test, y_test = make_problem(n_train)
@@ -143,12 +157,45 @@ def table(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def ratio_table(by: dict) -> str:
+    """Side by side at each n where both ran: NN / GP time ratios, NN - GP NLL, RMSE ratio."""
+    head = (
+        "| n train | fit NN / GP | predict+std 2k rows NN / GP | test NLL NN - GP (nats) "
+        "| test RMSE NN / GP |\n| ---: | ---: | ---: | ---: | ---: |\n"
+    )
+    lines = []
+    for n in sorted(k[1] for k in by if k[0] == "gp" and ("nn", k[1]) in by):
+        gp, nn = by[("gp", n)], by[("nn", n)]
+        lines.append(
+            f"| {n:,} | {nn['fit_s'] / gp['fit_s']:.2f} | {nn['predict_s'] / gp['predict_s']:.2f} "
+            f"| {nn['nll'] - gp['nll']:+.3f} | {nn['rmse'] / gp['rmse']:.2f} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def source() -> str:
+    """Which sk_mtbnn the runs import, and the repository HEAD at the start."""
+    import sk_mtbnn
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    where = Path(sk_mtbnn.__file__).resolve().parent
+    if where != ROOT / "sk_mtbnn":
+        return f"sk_mtbnn imported from {where} (repository HEAD at the start: {commit})"
+    edited = subprocess.run(
+        ["git", "status", "--porcelain", "--", "sk_mtbnn"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return f"sk_mtbnn from the work tree at {commit}" + (" (edited)" if edited else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip n = 100,000")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gp_scaling.md"))
     args = parser.parse_args()
-    plan = [(m, n) for n in (500, 1000, 2000) for m in ("gp", "nn")] + [("nn", 10_000)]
+    src, load_start, start = source(), os.getloadavg(), time.perf_counter()
+    plan = [(m, n) for n in SIZES_BOTH for m in ("gp", "nn")] + [("nn", 10_000)]
     if not args.quick:
         plan.append(("nn", 100_000))
     rows = []
@@ -157,7 +204,11 @@ def main() -> None:
         print(table(rows[-1:]).splitlines()[-1], flush=True)
     by = {(r["model"], r["n"]): r for r in rows}
     gp, nn = by[("gp", 2000)], by[("nn", 2000)]
+    small = [by[("nn", n)]["fit_s"] for n in SIZES_BOTH if n <= 300]
     notes = [
+        f"Small data (n <= 300): default fit {min(small):.1f}-{max(small):.1f} s "
+        "(target: seconds, with GP-grade NLL and RMSE; see the ratio table).",
+        f"At n = 1,000: default fit {by[('nn', 1000)]['fit_s']:.1f} s (target <= 5 s).",
         f"At n = 2,000: fit-time ratio NN / GP = {nn['fit_s'] / gp['fit_s']:.2f} "
         f"(target <= 0.1); NLL difference NN - GP = {nn['nll'] - gp['nll']:+.3f} nats "
         "(target <= +0.1).",
@@ -169,16 +220,36 @@ def main() -> None:
             f"{big['peak_mb']:.0f} MB (target <= 2,048 MB), predict with std on 100,000 rows "
             f"{big['predict_100k_s']:.2f} s (target <= 1 s)."
         )
+    import sklearn
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS", "unset: the machine's default")
+    env = " ".join(
+        f"{k}={os.environ[k]}" for k in ("PYTHONPATH", "OMP_NUM_THREADS") if k in os.environ
+    )
+    nice = f"nice -n {os.nice(0)}" if os.nice(0) else ""
+    command = " ".join(filter(None, [env, nice, "python benchmarks/gp_scaling.py", *sys.argv[1:]]))
     header = (
         f"# GaussianProcessRegressor vs SparseMultiTaskBNNRegressor\n\n"
         f"Measured {date.today().isoformat()} on {platform.machine()}, "
-        f"{mp.cpu_count()} cores, Python {platform.python_version()}, by "
-        f"`python benchmarks/gp_scaling.py{' --quick' if args.quick else ''}`. "
+        f"{mp.cpu_count()} cores shared with other jobs (load average "
+        f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), "
+        f"Python {platform.python_version()}, torch {torch.__version__}, scikit-learn "
+        f"{sklearn.__version__}, {src}, OMP_NUM_THREADS {threads}, in "
+        f"{(time.perf_counter() - start) / 60:.1f} minutes, by `{command}`. "
         "Peak RSS includes the interpreter and torch (about 300-400 MB).\n\n"
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header + table(rows) + "\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    out.write_text(
+        header
+        + table(rows)
+        + "\nSide by side where both models ran:\n\n"
+        + ratio_table(by)
+        + "\n"
+        + "\n".join(f"- {n}" for n in notes)
+        + "\n"
+    )
     print("\n".join(notes))
     print(f"written to {out}")
 
