@@ -1,7 +1,8 @@
 """Docstring fragments documented in several places, kept in one place.
 
 A docstring names a fragment on a line of its own, ``%(name)s``; :func:`fill_doc`
-replaces that line by the fragment, every line indented as the placeholder was.
+replaces that line by the fragment, every line indented as the placeholder was
+(a fragment may name other fragments the same way).
 The rendered ``__doc__`` is plain numpydoc, so Sphinx, ``help`` and doctests see
 the full text.
 """
@@ -55,6 +56,23 @@ task : int or None, default=None
     "query_idx": """\
 query_idx : ndarray of shape (n_instances,)
     Distinct indices into ``X_pool``.""",
+    # The sections of GSy and iGS, which take the same arguments.
+    "output_greedy_sections": """\
+Parameters
+----------
+%(learner)s
+%(X_pool)s
+%(labelled_xy_task)s
+
+Returns
+-------
+%(query_idx)s""",
+    # A one-task regressor fitted on the first 5 of 21 points, for the greedy strategies.
+    "example_greedy": """\
+>>> import numpy as np
+>>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+>>> X = np.linspace(0, 1, 21)[:, None]
+>>> reg = SparseMultiTaskBNNRegressor(max_epochs=5, random_state=0).fit(X[:5], X[:5, 0])""",
     # The fitted one-task regressor ``reg``, on inputs ``X``, that examples start from.
     "example_regressor": """\
 >>> import numpy as np
@@ -142,7 +160,7 @@ def expand_doc(doc: str, **extra: str) -> str:
 
     def expand(match: re.Match) -> str:
         indent, name = match.groups()
-        text = extra[name] if name in extra else FRAGMENTS[name]
+        text = _PLACEHOLDER.sub(expand, extra[name] if name in extra else FRAGMENTS[name])
         return "\n".join(indent + line if line else line for line in text.split("\n"))
 
     return _PLACEHOLDER.sub(expand, doc)

@@ -212,13 +212,10 @@ def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    %(example_greedy)s
     >>> from sk_mtbnn.active_learning import gsx_sampling
-    >>> X = np.linspace(0, 1, 11)[:, None]
-    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=5, random_state=0).fit(X[:3], X[:3, 0])
-    >>> gsx_sampling(reg, X, n_instances=1, X_labelled=X[:3])  # the far end
-    array([10])
+    >>> gsx_sampling(reg, X, n_instances=1, X_labelled=X[:5])  # the far end
+    array([20])
     """
     return _greedy(learner, X_pool, n_instances, "gsx", X_labelled, None, task)
 
@@ -231,23 +228,12 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     distance over the scored tasks); a row counts as labelled when it has a
     label for every scored task.
 
-    Parameters
-    ----------
-    %(learner)s
-    %(X_pool)s
-    %(labelled_xy_task)s
-
-    Returns
-    -------
-    %(query_idx)s
+    %(output_greedy_sections)s
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    %(example_greedy)s
     >>> from sk_mtbnn.active_learning import gsy_sampling
-    >>> X = np.linspace(0, 1, 21)[:, None]
-    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=5, random_state=0).fit(X[:5], X[:5, 0])
     >>> gsy_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0]).shape
     (2,)
     """
@@ -263,23 +249,12 @@ def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
     ``dist = min(distX .* distY)``), not the product of the two minima.
     Inputs and outputs in standardised units, as in :func:`gsy_sampling`.
 
-    Parameters
-    ----------
-    %(learner)s
-    %(X_pool)s
-    %(labelled_xy_task)s
-
-    Returns
-    -------
-    %(query_idx)s
+    %(output_greedy_sections)s
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    %(example_greedy)s
     >>> from sk_mtbnn.active_learning import igs_sampling
-    >>> X = np.linspace(0, 1, 21)[:, None]
-    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=5, random_state=0).fit(X[:5], X[:5, 0])
     >>> idx = igs_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0])
     >>> bool(np.isin(idx, range(5)).any())  # a labelled row is at distance 0: never picked
     False
