@@ -132,13 +132,20 @@ tol : float, default=1e-8
     Stop when an iteration raises the log marginal likelihood by less than
     ``tol`` per task.""",
     # Plots of a fitted IterativeMagnitudePruning.
-    "pruning_plot_params": """\
+    "pruning_plot_sections": """\
+Parameters
+----------
 pruning : IterativeMagnitudePruning
     A fitted meta-estimator.
 task_names : list of str, optional
     Labels of the tasks; ``task 0, task 1, ...`` by default.
 ax : matplotlib Axes, optional
-    Where to draw; a new figure by default.""",
+    Where to draw; a new figure by default.
+
+Returns
+-------
+ax : matplotlib Axes
+    The axes drawn on.""",
     "example_pruning": """\
 >>> import numpy as np
 >>> from sk_mtbnn import IterativeMagnitudePruning, SparseMultiTaskBNNRegressor

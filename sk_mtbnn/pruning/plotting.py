@@ -12,13 +12,11 @@ from ..plotting import get_axes, heatmap
 def plot_mask_overlap(pruning, task_names=None, ax=None):
     """Heat map of the Jaccard overlap between the tasks' masks.
 
-    Parameters
-    ----------
-    %(pruning_plot_params)s
+    Cell ``(s, t)`` is ``|M_s & M_t| / |M_s | M_t|`` for the kept weights
+    ``M_t`` of tasks ``s`` and ``t`` (``overlap_``): 1 on the diagonal, near 0
+    for tasks that kept disjoint subnetworks.
 
-    Returns
-    -------
-    ax : matplotlib Axes
+    %(pruning_plot_sections)s
 
     Examples
     --------
@@ -36,13 +34,10 @@ def plot_mask_overlap(pruning, task_names=None, ax=None):
 def plot_validation_scores(pruning, task_names=None, ax=None):
     """Validation score of every task against its sparsity, round by round.
 
-    Parameters
-    ----------
-    %(pruning_plot_params)s
+    One line per task through its pruning rounds (``history_``); a star marks
+    the round whose mask was kept (``sparsity_``).
 
-    Returns
-    -------
-    ax : matplotlib Axes
+    %(pruning_plot_sections)s
 
     Examples
     --------
