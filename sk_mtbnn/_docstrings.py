@@ -87,6 +87,9 @@ y_true, y_mean, y_std : array-like of shape (n,) or (n, n_tasks)
     "multioutput": """\
 multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
     Average over tasks, or return one value per task.""",
+    "gaussian_score_params": """\
+%(gaussian_predictions)s
+%(multioutput)s""",
     # Loaders of the shipped data sets (sk_mtbnn.datasets).
     "loader_params": """\
 return_X_y : bool, default=False
@@ -101,7 +104,12 @@ data : Bunch or tuple
     "fidelity": """\
 fidelity : {"high", "low"}, default="high"
     Which fidelity.""",
-    "f_values": """\
+    # The rest of a two-fidelity test function's sections, after its ``x``.
+    "fidelity_sections": """\
+%(fidelity)s
+
+Returns
+-------
 f : ndarray of shape (n,)
     The function at each row of ``x``.""",
     # Evidence of Bayesian linear heads (sk_mtbnn.nn.evidence, evidence_rows).

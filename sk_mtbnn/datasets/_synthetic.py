@@ -19,11 +19,7 @@ def forrester(x, fidelity="high"):
     ----------
     x : array-like of shape (n,) or (n, 1)
         Finite inputs, usually in [0, 1] (the formula holds on the real line).
-    %(fidelity)s
-
-    Returns
-    -------
-    %(f_values)s
+    %(fidelity_sections)s
 
     Examples
     --------
@@ -48,11 +44,7 @@ def currin(x, fidelity="high"):
     x : array-like of shape (n, 2)
         Inputs in the unit square (its domain: ``exp(-1 / (2 x2))`` explodes
         for ``x2 < 0``).
-    %(fidelity)s
-
-    Returns
-    -------
-    %(f_values)s
+    %(fidelity_sections)s
 
     Examples
     --------

@@ -15,8 +15,7 @@ def gaussian_nll(y_true, y_mean, y_std, *, multioutput="uniform_average"):
 
     Parameters
     ----------
-    %(gaussian_predictions)s
-    %(multioutput)s
+    %(gaussian_score_params)s
 
     Returns
     -------
@@ -48,8 +47,7 @@ def crps_gaussian(y_true, y_mean, y_std, *, multioutput="uniform_average"):
 
     Parameters
     ----------
-    %(gaussian_predictions)s
-    %(multioutput)s
+    %(gaussian_score_params)s
 
     Returns
     -------
