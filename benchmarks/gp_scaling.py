@@ -96,9 +96,9 @@ def measure(model: str, n_train: int, queue) -> None:
     from sk_mtbnn.metrics import gaussian_nll, interval_coverage
 
     X, y, X_test, y_test = make_problem(n_train)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     predict = run_gp(X, y) if model == "gp" else run_nn(X, y)
-    fit_s = time.perf_counter() - start
+    fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu
     start = time.perf_counter()
     mean, std = predict(X_test)
     predict_s = time.perf_counter() - start
@@ -116,6 +116,7 @@ def measure(model: str, n_train: int, queue) -> None:
             "model": model,
             "n": n_train,
             "fit_s": fit_s,
+            "fit_cpu_s": fit_cpu_s,
             "predict_s": predict_s,
             "predict_100k_s": big_s,
             "peak_mb": peak_mb,
@@ -138,9 +139,9 @@ def run(model: str, n_train: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| n train | model | fit (s) | predict+std 2k rows (s) | predict+std 100k rows (s) "
-        "| peak RSS (MB) | test NLL | test RMSE | 95% coverage |\n"
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| n train | model | fit (s) | fit CPU, all threads (s) | predict+std 2k rows (s) "
+        "| predict+std 100k rows (s) | peak RSS (MB) | test NLL | test RMSE | 95% coverage |\n"
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
     lines = []
     for r in rows:
@@ -151,7 +152,8 @@ def table(rows: list[dict]) -> str:
         )
         big = "" if np.isnan(r["predict_100k_s"]) else f"{r['predict_100k_s']:.2f}"
         lines.append(
-            f"| {r['n']:,} | {name} | {r['fit_s']:.1f} | {r['predict_s']:.2f} | {big} "
+            f"| {r['n']:,} | {name} | {r['fit_s']:.1f} | {r['fit_cpu_s']:.1f} "
+            f"| {r['predict_s']:.2f} | {big} "
             f"| {r['peak_mb']:.0f} | {r['nll']:.3f} | {r['rmse']:.3f} | {r['coverage']:.1%} |"
         )
     return head + "\n".join(lines) + "\n"
@@ -189,68 +191,93 @@ def source() -> str:
     return f"sk_mtbnn from the work tree at {commit}" + (" (edited)" if edited else "")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip n = 100,000")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gp_scaling.md"))
-    args = parser.parse_args()
-    src, load_start, start = source(), os.getloadavg(), time.perf_counter()
-    plan = [(m, n) for n in SIZES_BOTH for m in ("gp", "nn")] + [("nn", 10_000)]
-    if not args.quick:
-        plan.append(("nn", 100_000))
-    rows = []
-    for model, n in plan:
-        rows.append(run(model, n))
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
-    by = {(r["model"], r["n"]): r for r in rows}
-    gp, nn = by[("gp", 2000)], by[("nn", 2000)]
-    small = [by[("nn", n)]["fit_s"] for n in SIZES_BOTH if n <= 300]
-    notes = [
-        f"Small data (n <= 300): default fit {min(small):.1f}-{max(small):.1f} s "
-        "(target: seconds, with GP-grade NLL and RMSE; see the ratio table).",
-        f"At n = 1,000: default fit {by[('nn', 1000)]['fit_s']:.1f} s (target <= 5 s).",
-        f"At n = 2,000: fit-time ratio NN / GP = {nn['fit_s'] / gp['fit_s']:.2f} "
-        f"(target <= 0.1); NLL difference NN - GP = {nn['nll'] - gp['nll']:+.3f} nats "
-        "(target <= +0.1).",
-    ]
+def notes(by: dict) -> list[str]:
+    """The issue's targets, for the sizes measured so far."""
+    out = []
+    small = [by[("nn", n)]["fit_s"] for n in SIZES_BOTH if n <= 300 and ("nn", n) in by]
+    if small:
+        out.append(
+            f"Small data (n <= 300): default fit {min(small):.1f}-{max(small):.1f} s "
+            "(target: seconds, with GP-grade NLL and RMSE; see the ratio table)."
+        )
+    if ("nn", 1000) in by:
+        out.append(f"At n = 1,000: default fit {by[('nn', 1000)]['fit_s']:.1f} s (target <= 5 s).")
+    if ("gp", 2000) in by and ("nn", 2000) in by:
+        gp, nn = by[("gp", 2000)], by[("nn", 2000)]
+        out.append(
+            f"At n = 2,000: fit-time ratio NN / GP = {nn['fit_s'] / gp['fit_s']:.2f} "
+            f"(target <= 0.1); NLL difference NN - GP = {nn['nll'] - gp['nll']:+.3f} nats "
+            "(target <= +0.1)."
+        )
     if ("nn", 100_000) in by:
         big = by[("nn", 100_000)]
-        notes.append(
+        out.append(
             f"At n = 100,000: fit {big['fit_s']:.0f} s (target <= 120 s), peak RSS "
             f"{big['peak_mb']:.0f} MB (target <= 2,048 MB), predict with std on 100,000 rows "
             f"{big['predict_100k_s']:.2f} s (target <= 1 s)."
         )
+    return out
+
+
+def report(rows: list[dict], context: dict, complete: bool) -> str:
     import sklearn
     import torch
 
+    by = {(r["model"], r["n"]): r for r in rows}
     threads = os.environ.get("OMP_NUM_THREADS", "unset: the machine's default")
-    env = " ".join(
-        f"{k}={os.environ[k]}" for k in ("PYTHONPATH", "OMP_NUM_THREADS") if k in os.environ
-    )
-    nice = f"nice -n {os.nice(0)}" if os.nice(0) else ""
-    command = " ".join(filter(None, [env, nice, "python benchmarks/gp_scaling.py", *sys.argv[1:]]))
     header = (
         f"# GaussianProcessRegressor vs SparseMultiTaskBNNRegressor\n\n"
         f"Measured {date.today().isoformat()} on {platform.machine()}, "
         f"{mp.cpu_count()} cores shared with other jobs (load average "
-        f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), "
+        f"{context['load'][0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), "
         f"Python {platform.python_version()}, torch {torch.__version__}, scikit-learn "
-        f"{sklearn.__version__}, {src}, OMP_NUM_THREADS {threads}, in "
-        f"{(time.perf_counter() - start) / 60:.1f} minutes, by `{command}`. "
-        "Peak RSS includes the interpreter and torch (about 300-400 MB).\n\n"
+        f"{sklearn.__version__}, {context['source']}, OMP_NUM_THREADS {threads}, in "
+        f"{(time.perf_counter() - context['start']) / 60:.1f} minutes, by "
+        f"`{context['command']}`. Peak RSS includes the interpreter and torch (about "
+        "300-400 MB). Fit CPU is the process's CPU time over all its threads: on a loaded "
+        "machine the wall-clock fit time also counts the time spent waiting for a core.\n\n"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
+    if not complete:
+        header += "**Partial: the run was still going when this file was written.**\n\n"
+    return (
         header
         + table(rows)
         + "\nSide by side where both models ran:\n\n"
         + ratio_table(by)
         + "\n"
-        + "\n".join(f"- {n}" for n in notes)
+        + "\n".join(f"- {n}" for n in notes(by))
         + "\n"
     )
-    print("\n".join(notes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip n = 100,000")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gp_scaling.md"))
+    args = parser.parse_args()
+    env = " ".join(
+        f"{k}={os.environ[k]}" for k in ("PYTHONPATH", "OMP_NUM_THREADS") if k in os.environ
+    )
+    nice = f"nice -n {os.nice(0)}" if os.nice(0) else ""
+    context = {
+        "source": source(),
+        "load": os.getloadavg(),
+        "start": time.perf_counter(),
+        "command": " ".join(
+            filter(None, [env, nice, "python benchmarks/gp_scaling.py", *sys.argv[1:]])
+        ),
+    }
+    plan = [(m, n) for n in SIZES_BOTH for m in ("gp", "nn")] + [("nn", 10_000)]
+    if not args.quick:
+        plan.append(("nn", 100_000))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, (model, n) in enumerate(plan):
+        rows.append(run(model, n))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+        out.write_text(report(rows, context, complete=k == len(plan) - 1))
+    print("\n".join(notes({(r["model"], r["n"]): r for r in rows})))
     print(f"written to {out}")
 
 
