@@ -53,7 +53,9 @@ X_labelled, y_labelled : array-like, optional
 task : int or None, default=None
     Compare this task's outputs (all tasks when None); from a learner,
     rows count as labelled when labelled for it.""",
-    "query_idx": """\
+    "query_returns": """\
+Returns
+-------
 query_idx : ndarray of shape (n_instances,)
     Distinct indices into ``X_pool``.""",
     # The sections of GSy and iGS, which take the same arguments.
@@ -64,11 +66,9 @@ Parameters
 %(X_pool)s
 %(labelled_xy_task)s
 
-Returns
--------
-%(query_idx)s""",
-    # A one-task regressor fitted on the first 5 of 21 points, for the greedy strategies.
-    "example_greedy": """\
+%(query_returns)s""",
+    # A one-task regressor fitted on the first 5 of 21 points, for the query strategies.
+    "example_al_regressor": """\
 >>> import numpy as np
 >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
 >>> X = np.linspace(0, 1, 21)[:, None]

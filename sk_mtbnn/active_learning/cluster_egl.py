@@ -146,9 +146,7 @@ class ClusterEGLSampling:
         %(X_pool)s
         %(X_labelled)s
 
-        Returns
-        -------
-        %(query_idx)s
+        %(query_returns)s
         """
         n_instances = self._check(n_instances)
         estimator, transform, X, n_instances = prepare_pool(learner, X_pool, n_instances)
@@ -229,20 +227,15 @@ def cluster_egl_sampling(learner, X_pool, n_instances=1, **options):
     **options
         Parameters of :class:`ClusterEGLSampling`, and ``X_labelled``.
 
-    Returns
-    -------
-    %(query_idx)s
+    %(query_returns)s
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sk_mtbnn import SparseMultiTaskBNNRegressor
+    %(example_al_regressor)s
     >>> from sk_mtbnn.active_learning import ClusterEGLSampling, cluster_egl_sampling
-    >>> X = np.linspace(-3, 3, 200)[:, None]
-    >>> reg = SparseMultiTaskBNNRegressor(max_epochs=20, random_state=0).fit(X[::20], X[::20, 0])
-    >>> idx = cluster_egl_sampling(reg, X, n_instances=2, X_labelled=X[::20], alpha=0.05)
+    >>> idx = cluster_egl_sampling(reg, X, n_instances=2, X_labelled=X[:5], alpha=0.05)
     >>> strategy = ClusterEGLSampling(alpha=0.05)
-    >>> bool(np.array_equal(idx, strategy(reg, X, n_instances=2, X_labelled=X[::20])))
+    >>> bool(np.array_equal(idx, strategy(reg, X, n_instances=2, X_labelled=X[:5])))
     True
     """
     X_labelled = options.pop("X_labelled", None)

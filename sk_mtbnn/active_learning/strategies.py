@@ -61,9 +61,7 @@ def max_std_sampling(
     alpha : float, default=0.02
         Scale of the exclusion threshold (0 keeps out exact duplicates only).
 
-    Returns
-    -------
-    %(query_idx)s
+    %(query_returns)s
 
     Examples
     --------
@@ -101,9 +99,7 @@ def random_sampling(learner, X_pool, n_instances=1, random_state=None):
     random_state : int, RandomState instance or None, default=None
         Seeds the draw.
 
-    Returns
-    -------
-    %(query_idx)s
+    %(query_returns)s
 
     Examples
     --------
@@ -206,13 +202,11 @@ def gsx_sampling(learner, X_pool, n_instances=1, X_labelled=None, task=None):
         From a learner, rows count as labelled when labelled for this task
         (for every task when None).
 
-    Returns
-    -------
-    %(query_idx)s
+    %(query_returns)s
 
     Examples
     --------
-    %(example_greedy)s
+    %(example_al_regressor)s
     >>> from sk_mtbnn.active_learning import gsx_sampling
     >>> gsx_sampling(reg, X, n_instances=1, X_labelled=X[:5])  # the far end
     array([20])
@@ -232,7 +226,7 @@ def gsy_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
 
     Examples
     --------
-    %(example_greedy)s
+    %(example_al_regressor)s
     >>> from sk_mtbnn.active_learning import gsy_sampling
     >>> gsy_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0]).shape
     (2,)
@@ -253,7 +247,7 @@ def igs_sampling(learner, X_pool, n_instances=1, X_labelled=None, y_labelled=Non
 
     Examples
     --------
-    %(example_greedy)s
+    %(example_al_regressor)s
     >>> from sk_mtbnn.active_learning import igs_sampling
     >>> idx = igs_sampling(reg, X, n_instances=2, X_labelled=X[:5], y_labelled=X[:5, 0])
     >>> bool(np.isin(idx, range(5)).any())  # a labelled row is at distance 0: never picked
