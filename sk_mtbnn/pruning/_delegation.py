@@ -26,14 +26,15 @@ def _delegate(
     *,
     var_kwargs: bool = False,
     always: bool = False,
+    summary: str = "",
 ):
     """A method ``name`` that calls ``self.estimator_.name`` once fitted, with its docstring.
 
     Its signature is ``(self, *positional, **defaults)`` (and ``**kwargs`` when
     ``var_kwargs``); ``positional`` are passed on by position, the others by
-    keyword, defaults included. ``params`` and
-    ``returns`` are the docstring's sections (fragment lines allowed, see
-    :mod:`sk_mtbnn._docstrings`). Unless ``always``, the method exists only
+    keyword, defaults included. ``params`` and ``returns`` are the docstring's
+    sections (fragment lines allowed, see :mod:`sk_mtbnn._docstrings`);
+    ``summary`` ends its first line. Unless ``always``, the method exists only
     when the estimator has ``name``, as with
     :func:`~sklearn.utils.metaestimators.available_if`.
     """
@@ -55,7 +56,7 @@ def _delegate(
     method.__name__ = method.__qualname__ = name
     method.__signature__ = sig
     method.__doc__ = expand_doc(
-        f"Delegate to ``estimator_.{name}``.\n\n"
+        f"Delegate to ``estimator_.{name}``{summary}.\n\n"
         f"Parameters\n----------\n{params}\n\nReturns\n-------\n{returns}\n"
     )
     return method if always else available_if(_estimator_has(name))(method)
@@ -69,6 +70,7 @@ class DelegatingMixin:
         "%(X_query)s\n**kwargs\n    Passed on, e.g. ``return_std=True``.",
         "Whatever ``estimator_.predict`` returns.",
         var_kwargs=True,
+        summary=" (``return_std`` and ``return_cov`` too)",
     )
     sample_y = _delegate(
         "sample_y",
