@@ -369,11 +369,12 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
             rows = ~_missing_mask(y_sel, base.missing_label)
             rows[rows] = np.isin(y_sel[rows], classes)
             _check_selection_rows(rows, t)
+            labels = np.array(y_sel[rows].tolist())  # their own type, not object (log_loss)
             if scoring == "accuracy":
                 pred = np.asarray(base.predict(_take(X_sel, rows))).reshape(rows.sum(), -1)[:, t]
-                return float(np.mean(pred == y_sel[rows]))
+                return float(np.mean(pred == labels))
             proba = base._task_probabilities(_take(X_sel, rows))[t]
-            return -float(log_loss(y_sel[rows], proba, labels=classes))
+            return -float(log_loss(labels, proba, labels=classes))
         y_t = np.asarray(y_sel, dtype=float)
         rows = ~np.isnan(y_t)
         _check_selection_rows(rows, t)
@@ -399,7 +400,12 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
         data = estimator._prepare(X, y)
         with seeded(data.seed):
             module = estimator._build_module(data)
-            module.load_state_dict(init_state)
+            # All rows may hold classes that the search's rows lacked: a head of another
+            # shape keeps its own initialisation (the backbone, which is pruned, rewinds).
+            own = module.state_dict()
+            module.load_state_dict(
+                {k: v for k, v in init_state.items() if own[k].shape == v.shape}, strict=False
+            )
             if self.rewind == "warmup":
                 _retrain(estimator, module, data, self.rewind_epoch)
                 module = estimator.net_.module_

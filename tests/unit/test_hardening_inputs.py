@@ -106,15 +106,25 @@ class _FakeNet:
             self.module_.weight.fill_(weight)
         self.history = [{}, {}]
         self.lr = 0.5
+        self.batch_size = 5
+
+
+class _FakeDataset:
+    def __len__(self):
+        return 10  # two batches of _FakeNet.batch_size
 
 
 def test_divergence_is_caught_after_the_step_that_caused_it():
     callback = StopOnDivergence()
-    callback.on_batch_end(_FakeNet(1.0), training=True, loss=torch.tensor(0.3))  # finite: quiet
-    with pytest.raises(RuntimeError, match=r"epoch 2 .*Lower learning_rate \(now 0.5\)"):
+    callback.on_epoch_begin(_FakeNet(1.0), dataset_train=_FakeDataset())
+    # Weights are checked at the epoch's last step, the loss at every step.
+    callback.on_batch_end(_FakeNet(float("inf")), training=True, loss=torch.tensor(0.3))
+    with pytest.raises(RuntimeError, match=r"epoch 2 \(the weights .*\(now 0.5\)"):
         callback.on_batch_end(_FakeNet(float("inf")), training=True, loss=torch.tensor(0.3))
-    with pytest.raises(RuntimeError, match="Training diverged"):
+    callback.on_epoch_begin(_FakeNet(1.0), dataset_train=_FakeDataset())
+    with pytest.raises(RuntimeError, match=r"the loss is nan\). Lower learning_rate"):
         callback.on_batch_end(_FakeNet(1.0), training=True, loss=torch.tensor(float("nan")))
+    callback.on_batch_end(_FakeNet(1.0), training=True, loss=torch.tensor(0.3))  # finite: quiet
 
 
 def test_posterior_of_non_finite_features_is_a_clear_error():
@@ -139,3 +149,26 @@ def test_pruning_accepts_nullable_targets_with_na():
     imp = IterativeMagnitudePruning(base, n_rounds=1, random_state=0).fit(X, Y)
     assert np.isfinite(imp.predict(X[:3])).all()
     assert imp.score(X, Y.astype("float64")) < 1.0  # finite
+
+
+def test_pruning_a_classifier_with_object_labels_and_nan():
+    # Was: "The type of target data is not known" (log_loss of an object array of floats).
+    X, y = _data(40)
+    labels = np.where(y > 0, 1.0, 0.0).astype(object)
+    labels[::5] = np.nan  # missing labels in an object column
+    base = BayesAggMTLClassifier(aggregator="mean", **TINY)
+    imp = IterativeMagnitudePruning(base, n_rounds=1, random_state=0).fit(X, labels)
+    np.testing.assert_allclose(imp.predict_proba(X[:4]).sum(1), 1.0)
+    assert set(imp.predict(X)) <= {0.0, 1.0}
+
+
+def test_pruning_a_classifier_whose_search_rows_lack_a_class():
+    # Was: "Error(s) in loading state_dict ... size mismatch for head" in the final fit,
+    # when the rows that the rounds are searched on miss a class of the whole y.
+    X = np.random.RandomState(0).standard_normal((6, 2))
+    y = np.array([-1, 2, 5, 5, -1, -1], dtype=object)
+    base = BayesAggMTLClassifier(aggregator="mean", **TINY)
+    # With this seed the rows that choose the rounds take the only 2 (reproduced before the fix).
+    imp = IterativeMagnitudePruning(base, n_rounds=1, random_state=0).fit(X, y)
+    assert list(imp.classes_) == [-1, 2, 5]
+    np.testing.assert_allclose(imp.predict_proba(X).sum(1), 1.0)
