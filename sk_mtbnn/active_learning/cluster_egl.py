@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils import check_random_state
@@ -14,6 +16,7 @@ from ._model import pool_scores, prepare_pool, standardised_inputs, task_columns
 from .egl import expected_gradient_length
 
 
+@dataclass(eq=False, repr=False)
 class ClusterEGLSampling:
     """Cluster-based expected-gradient-length query strategy for modAL.
 
@@ -99,27 +102,16 @@ class ClusterEGLSampling:
     >>> learner.teach(X_new, np.sin(X_new[:, 0]))
     """
 
-    def __init__(
-        self,
-        task=None,
-        candidate_fraction=0.2,
-        member_fraction=0.4,
-        uncertainty="epistemic",
-        egl="head",
-        n_pseudo_labels=16,
-        alpha=0.02,
-        random_state=None,
-        verbose=None,
-    ):
-        self.task = task
-        self.candidate_fraction = candidate_fraction
-        self.member_fraction = member_fraction
-        self.uncertainty = uncertainty
-        self.egl = egl
-        self.n_pseudo_labels = n_pseudo_labels
-        self.alpha = alpha
-        self.random_state = random_state
-        self.verbose = verbose
+    # The parameters, stored as given (validated when called), in this order.
+    task: int | None = None
+    candidate_fraction: float = 0.2
+    member_fraction: float = 0.4
+    uncertainty: str = "epistemic"
+    egl: str = "head"
+    n_pseudo_labels: int = 16
+    alpha: float = 0.02
+    random_state: int | np.random.RandomState | None = None
+    verbose: int | None = None
 
     def __repr__(self) -> str:
         keys = ("task", "candidate_fraction", "member_fraction", "uncertainty", "egl", "alpha")
