@@ -36,6 +36,8 @@ approximation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -57,26 +59,19 @@ COVARIANCE_TYPES = ("spherical", "diag", "full")
 _JITTER = 1e-12  # relative to the base variance: keeps Sigma_k invertible when nu = 0
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class _MixturePrior(TaskPrior):
     """EM for a mixture-of-Gaussians prior; subclasses define the mixing weights.
 
-    Its parameters, with their defaults, are those of :class:`HierarchicalPrior`.
+    Its parameters (keyword-only fields, stored as given and validated in
+    ``fit``), with their defaults, are those of :class:`HierarchicalPrior`.
     """
 
-    def __init__(
-        self,
-        *,
-        covariance_type: str = "spherical",
-        covariance_prior: float = 1.0,
-        prior_var: float | None = None,
-        max_iter: int = 200,
-        tol: float = 1e-8,
-    ) -> None:
-        self.covariance_type = covariance_type
-        self.covariance_prior = covariance_prior
-        self.prior_var = prior_var
-        self.max_iter = max_iter
-        self.tol = tol
+    covariance_type: str = "spherical"
+    covariance_prior: float = 1.0
+    prior_var: float | None = None
+    max_iter: int = 200
+    tol: float = 1e-8
 
     def _n_components(self) -> int:
         return 1
@@ -181,6 +176,7 @@ class _MixturePrior(TaskPrior):
 
 
 @fill_doc
+@dataclass(eq=False, repr=False)
 class ClusteringPrior(_MixturePrior):
     """Task-clustering prior: each head from one of ``n_components`` Gaussians.
 
@@ -243,25 +239,7 @@ class ClusteringPrior(_MixturePrior):
     """
 
     _min_tasks = 1
-
-    def __init__(
-        self,
-        n_components: int = 2,
-        *,
-        covariance_type: str = "spherical",
-        covariance_prior: float = 1.0,
-        prior_var: float | None = None,
-        max_iter: int = 200,
-        tol: float = 1e-8,
-    ) -> None:
-        super().__init__(
-            covariance_type=covariance_type,
-            covariance_prior=covariance_prior,
-            prior_var=prior_var,
-            max_iter=max_iter,
-            tol=tol,
-        )
-        self.n_components = n_components
+    n_components: int = 2  # before the keyword-only fields of the base
 
     def _check_params(self) -> None:
         super()._check_params()
