@@ -35,8 +35,11 @@ information through ``Sigma``.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from scipy.special import kve
 from torch import Tensor
 
@@ -120,6 +123,7 @@ def _bessel_ratio(nu: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(reflect, 1.0 / ratio, ratio)
 
 
+@dataclass(eq=False, repr=False)
 class GroupSparsityPrior(TaskPrior):
     """Group-sparse matrix-variate prior with a GIG hyper-prior (Archambeau et al., 2011).
 
@@ -188,26 +192,16 @@ class GroupSparsityPrior(TaskPrior):
     True
     """
 
-    def __init__(
-        self,
-        groups=None,
-        *,
-        omega: float = 1.0,
-        chi: float | None = None,
-        phi: float | None = None,
-        task_covariance_prior: float | None = None,
-        prior_var: float | None = None,
-        max_iter: int = 200,
-        tol: float = 1e-4,
-    ) -> None:
-        self.groups = groups
-        self.omega = omega
-        self.chi = chi
-        self.phi = phi
-        self.task_covariance_prior = task_covariance_prior
-        self.prior_var = prior_var
-        self.max_iter = max_iter
-        self.tol = tol
+    # The parameters, stored as given and validated in ``fit``.
+    groups: ArrayLike | None = None
+    _: KW_ONLY
+    omega: float = 1.0
+    chi: float | None = None
+    phi: float | None = None
+    task_covariance_prior: float | None = None
+    prior_var: float | None = None
+    max_iter: int = 200
+    tol: float = 1e-4
 
     def _fit(self, gram: Tensor, shift: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         check_positive_int(self.max_iter, "max_iter")

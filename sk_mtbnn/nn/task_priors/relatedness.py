@@ -30,7 +30,10 @@ the source tasks.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor
 
 from ._base import (
@@ -44,6 +47,7 @@ from ._base import (
 )
 
 
+@dataclass(eq=False, repr=False)
 class GumbelSoftmaxPrior(TaskPrior):
     """Prior of each head a mixture of the other tasks' posteriors (Shen et al., 2021).
 
@@ -105,22 +109,14 @@ class GumbelSoftmaxPrior(TaskPrior):
 
     _min_tasks = 2
 
-    def __init__(
-        self,
-        temperature: float = 1.0,
-        *,
-        relatedness=None,
-        include_base: bool = True,
-        n_samples: int = 0,
-        random_state: int = 0,
-        prior_var: float | None = None,
-    ) -> None:
-        self.temperature = temperature
-        self.relatedness = relatedness
-        self.include_base = include_base
-        self.n_samples = n_samples
-        self.random_state = random_state
-        self.prior_var = prior_var
+    # The parameters, stored as given and validated in ``fit``.
+    temperature: float = 1.0
+    _: KW_ONLY
+    relatedness: ArrayLike | None = None
+    include_base: bool = True
+    n_samples: int = 0
+    random_state: int = 0
+    prior_var: float | None = None
 
     def _fit(self, gram: Tensor, shift: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         check_nonnegative(self.temperature, "temperature", positive=True)
