@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+
+#: Above this learning rate training warns: no optimiser here is stable that far up.
+MAX_USUAL_LEARNING_RATE = 1.0
 
 
 class StopOnDivergence(Callback):
@@ -16,10 +20,20 @@ class StopOnDivergence(Callback):
     epoch's last step (a check per step would cost ~10% of a small network's
     step), so that no computation on diverged weights -- a head's Cholesky
     factorisation at the epoch's end -- fails first with a message of its own.
-    Before training, refuses inputs that overflowed in the standardisation.
+    Before training, warns of a learning rate above 1 (whose fit may still
+    end finite, e.g. BayesAgg's closed-form heads on a saturated backbone) and
+    refuses inputs that overflowed in the standardisation.
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        if net.lr > MAX_USUAL_LEARNING_RATE:
+            warnings.warn(
+                f"learning_rate={net.lr:g} is far above the usual range of these optimisers "
+                "(1e-4 to 1e-1): training may diverge (an error then says so) or end far from "
+                "a good fit. Lower learning_rate.",
+                UserWarning,
+                stacklevel=2,
+            )
         if isinstance(X, torch.Tensor | np.ndarray) and not bool(np.isfinite(np.asarray(X)).all()):
             raise ValueError(
                 "X has entries too large to standardise (they overflow float32 once centred "

@@ -123,6 +123,12 @@ def _assert_unchanged(a, before) -> None:
 
 
 # ---------------------------------------------------------------- strategies
+def _to_magnitude(a: np.ndarray, magnitude: float) -> np.ndarray:
+    """``a`` rescaled so that its largest finite entry is ``magnitude`` (NaN stay)."""
+    finite = np.abs(a[np.isfinite(a)])
+    return a if finite.size == 0 or finite.max() == 0 else a / finite.max() * magnitude
+
+
 @st.composite
 def regression_cases(draw, min_rows: int = 2) -> Case:
     """X and y with missing labels, scales, dtypes and containers of one random draw."""
@@ -148,10 +154,10 @@ def regression_cases(draw, min_rows: int = 2) -> Case:
         X[rng.randint(n), rng.randint(n_features)] = np.nan
         problems["nan_in_X"] = ("nan",)
     if draw(st.integers(0, 9)) == 0:
-        X = X / np.nanmax(np.abs(X)) * 10.0 ** draw(st.sampled_from([160, 200, 300]))
+        X = _to_magnitude(X, 10.0 ** draw(st.sampled_from([160, 200, 300])))
         problems["huge"] = ("scale", "large", "magnitude", "rescale")
     if draw(st.integers(0, 11)) == 0:
-        Y = Y / np.nanmax(np.abs(Y)) * 1e200
+        Y = _to_magnitude(Y, 1e200)
         problems["huge_y"] = ("rescale y",)
     if np.isnan(Y).all(0).any():
         problems["task_without_label"] = ("no label",)
@@ -185,7 +191,7 @@ def _containers(draw, X, Y):
         if kind == "nullable":
             X = X.astype("Float64")  # NaN becomes pd.NA
             if np.abs(np.nan_to_num(Y)).max() < 1e15 and draw(st.booleans()):
-                y = pd.DataFrame(np.round(Y / max(np.nanmax(np.abs(Y)), 1e-300) * 100))
+                y = pd.DataFrame(np.round(_to_magnitude(Y, 100.0)))
                 y = y.astype("Int64")  # pd.NA where missing
             else:
                 y = y.astype("Float64")
@@ -300,7 +306,7 @@ def classification_cases(draw) -> Case:
         X[rng.randint(n), 0] = np.nan
         problems["nan_in_X"] = ("nan",)
     if draw(st.integers(0, 5)) == 0:
-        X = X / np.nanmax(np.abs(X)) * 10.0 ** draw(st.sampled_from([160, 200, 300]))
+        X = _to_magnitude(X, 10.0 ** draw(st.sampled_from([160, 200, 300])))
         problems["huge"] = ("scale", "large", "magnitude", "rescale")
     frame = pd.concat(columns, axis=1, keys=[f"task{t}" for t in range(n_tasks)])
     container = draw(st.sampled_from(["frame", "array"]))

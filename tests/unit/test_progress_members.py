@@ -57,7 +57,7 @@ def test_one_bar_over_the_pruning_rounds(capsys):
     bars = _bars(captured.err, "pruning:")
     total = 2 * (2 + 1) + 1  # per task the dense training and 2 rounds, then the final one
     assert bars and f"{total}/{total}" in bars[-1] and "round" in bars[-1]
-    assert any("task 1 round 2" in b for b in bars)  # the last round's score beside it
+    assert "final joint training" in bars[-1]  # (tqdm redraws intermediate states by time)
     assert captured.err.count("\n") <= 2 and captured.out == ""
     assert len(imp.history_) == 2 * 3 and "_progress" not in vars(imp)
 
