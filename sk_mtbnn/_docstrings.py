@@ -139,6 +139,13 @@ max_iter : int, default=200
 tol : float, default=1e-8
     Stop when an iteration raises the log marginal likelihood by less than
     ``tol`` per task.""",
+    # Six tasks' likelihoods, two clusters of three, for the mixture priors' examples.
+    "example_two_clusters": """\
+>>> import torch
+>>> from sk_mtbnn.nn.task_priors import TaskLikelihood
+>>> w = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 2.0]] * 3, dtype=torch.float64)
+>>> eye = torch.eye(2, dtype=torch.float64).expand(6, 2, 2)
+>>> lik = TaskLikelihood(100.0 * eye, 100.0 * w)  # ~100 noise-free rows each""",
     # Plots of a fitted IterativeMagnitudePruning.
     "pruning_plot_sections": """\
 Parameters

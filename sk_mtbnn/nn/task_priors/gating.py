@@ -61,12 +61,10 @@ class GatingPrior(ClusteringPrior):
 
     Examples
     --------
-    >>> import torch
-    >>> from sk_mtbnn.nn.task_priors import GatingPrior, TaskLikelihood
-    >>> w = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 2.0]] * 3, dtype=torch.float64)
-    >>> eye = torch.eye(2, dtype=torch.float64).expand(6, 2, 2)
-    >>> features = [[0.0], [0.1], [0.2], [1.0], [1.1], [0.9]]
-    >>> prior = GatingPrior(features).fit(TaskLikelihood(100.0 * eye, 100.0 * w))
+    %(example_two_clusters)s
+    >>> from sk_mtbnn.nn.task_priors import GatingPrior
+    >>> features = [[0.0], [0.1], [0.2], [1.0], [1.1], [0.9]]  # one per task
+    >>> prior = GatingPrior(features).fit(lik)
     >>> prior.gate_weights_.argmax(1).tolist()
     [0, 0, 0, 1, 1, 1]
     """

@@ -225,11 +225,8 @@ class ClusteringPrior(_MixturePrior):
 
     Examples
     --------
-    >>> import torch
-    >>> from sk_mtbnn.nn.task_priors import ClusteringPrior, TaskLikelihood
-    >>> w = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 2.0]] * 3, dtype=torch.float64)
-    >>> eye = torch.eye(2, dtype=torch.float64).expand(6, 2, 2)
-    >>> lik = TaskLikelihood(100.0 * eye, 100.0 * w)  # ~100 noise-free rows each
+    %(example_two_clusters)s
+    >>> from sk_mtbnn.nn.task_priors import ClusteringPrior
     >>> prior = ClusteringPrior(n_components=2).fit(lik)
     >>> prior.responsibilities_.argmax(1).tolist()
     [0, 0, 0, 1, 1, 1]
