@@ -73,7 +73,8 @@ def check_regression_targets(y, X, estimator_name: str) -> np.ndarray:
 
     Returns a float64 array of shape ``(n_samples, n_tasks)``; NaN marks a
     missing label. Raises ``ValueError`` for ``None``, non-numeric, complex,
-    infinite, wrongly shaped targets and for a task without any label.
+    infinite, wrongly shaped targets, for a task without any label and for
+    entries too large to standardise (:func:`check_magnitude`).
     """
     if y is None:
         raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None.")
