@@ -148,9 +148,14 @@ class MultiTaskNet(NeuralNet):
         return list(self.module_.backbone.parameters())
 
     def task_parameters(self) -> list[Tensor]:
-        """Every parameter outside the backbone (branches, heads)."""
+        """Every trainable parameter outside the backbone (branches, heads).
+
+        Fixed parameters (a network's private random features) are left out.
+        """
         return [
-            p for name, p in self.module_.named_parameters() if not name.startswith("backbone.")
+            p
+            for name, p in self.module_.named_parameters()
+            if p.requires_grad and not name.startswith("backbone.")
         ]
 
     # ---------------------------------------------------------------- steps

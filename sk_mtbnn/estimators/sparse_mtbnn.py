@@ -28,9 +28,12 @@ from ._evidence_regime import EvidenceRegimeMixin
 from ._prior import PriorModel
 from ._regression import MultiTaskRegressorBase
 from ._task_inputs import resolve_task_inputs
+from ._task_sharing import AdaptiveSharingMixin
 
 
-class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
+class SparseMultiTaskBNNRegressor(
+    AdaptiveSharingMixin, EvidenceRegimeMixin, MultiTaskRegressorBase
+):
     """Multi-task Bayesian neural-network regressor with VBLL heads.
 
     A shared MLP backbone with one binary mask per task and weight (all ones
@@ -108,6 +111,18 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
         et al. 2021), or a group-sparsity Gaussian scale mixture with a
         generalised-inverse-Gaussian hyperprior (Archambeau et al. 2011). The
         fitted relatedness is ``task_similarity_``. None: independent heads.
+    sharing : {"auto", "all"}, default="auto"
+        Protection against negative transfer. ``"auto"``: after training, each
+        task compares the shared features with a private random-feature map
+        of its own (lengthscale chosen by that task's evidence) and uses its
+        own when its held-out labels prefer them by two standard errors (with
+        fewer than 5 held-out labels: when the evidence of its labels prefers
+        them by a clear margin); the others keep sharing
+        (docs/algorithms.rst, section "Negative transfer"; ``shared_tasks_``).
+        It applies with a Gaussian head, no branch layers, task inputs or
+        random features, and a plain unpruned backbone of two layers or more
+        with a ramp-like activation. ``"all"``: every task uses the shared
+        network.
     aggregator : str or object, default="mean"
         How task gradients on the shared backbone are combined: ``"mean"``
         (linear scalarisation), ``"pcgrad"``, ``"task_sampling"`` (one task
@@ -211,6 +226,14 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
         With ``head_prior``: the fitted relatedness of the tasks (1 on the
         diagonal for the clustering priors; see
         :func:`sk_mtbnn.plotting.plot_task_similarity`).
+    shared_tasks_ : ndarray of bool of shape (n_tasks,)
+        Which tasks use the shared features (see ``sharing``); all True with
+        ``sharing="all"``.
+    sharing_gain_ : ndarray of shape (n_tasks,)
+        Per task, the held-out log predictive density per label of the shared
+        features minus that of the task's private ones (nats; > 0: sharing
+        helps it); with fewer than 5 held-out labels, the log Bayes factor per
+        label; NaN where the task had fewer than 10 training labels.
     regime_ : {"evidence", "network"}
         The regime used (see ``regime``).
     log_marginal_likelihood_value_ : float
@@ -286,6 +309,7 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
         "spectral_norm": [None, positive_float()],
         "random_features": [None, positive_int()],
         "head_prior": [None, StrOptions(set(TASK_PRIORS))],
+        "sharing": [StrOptions({"auto", "all"})],
         "alpha": [positive_float(allow_zero=True), "array-like"],
     }
 
@@ -307,6 +331,7 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
         wishart_dof=1.0,
         reg_weight="auto",
         head_prior=None,
+        sharing="auto",
         aggregator="mean",
         n_estimators="auto",
         regime="auto",
@@ -341,6 +366,7 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
         self.wishart_dof = wishart_dof
         self.reg_weight = reg_weight
         self.head_prior = head_prior
+        self.sharing = sharing
         self.aggregator = aggregator
         self.n_estimators = n_estimators
         self.regime = regime
@@ -405,7 +431,7 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
             self.n_features_in_, self.n_tasks_, self._task_columns, noise_std, data.seed
         )
 
-    def _make_module(self, n_features, n_tasks, task_columns, noise_std, seed):
+    def _make_module(self, n_features, n_tasks, task_columns, noise_std, seed, private=True):
         return MultiTaskNetwork(
             n_features,
             n_tasks,
@@ -428,6 +454,7 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
                 "noise_std": noise_std,
                 "seed": seed,
             },
+            private_features=private and self._private_slot(task_columns),
         )
 
     def _prior_model(self, n_features: int) -> PriorModel:
@@ -435,7 +462,7 @@ class SparseMultiTaskBNNRegressor(EvidenceRegimeMixin, MultiTaskRegressorBase):
         n_tasks = self.n_targets or 1
         seed = self._draw_seed()
         with seeded(seed):
-            module = self._make_module(n_features, n_tasks, None, 1.0, seed)
+            module = self._make_module(n_features, n_tasks, None, 1.0, seed, private=False)
         return PriorModel(module, n_tasks)
 
     def _reg_weight(self, data: TrainingData) -> np.ndarray:

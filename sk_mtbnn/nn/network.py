@@ -4,20 +4,78 @@
 
     x[:, backbone columns] --> MaskedMLP (per-task masks) --> h_t
     concat(h_t, x[:, task t's own columns]) --> branch_t --> phi_t --> VBLL head_t
+    (a task flagged private: x[:, backbone columns] --> its PrivateFeatures map --> phi_t)
 
-docs/algorithms.rst, alg-backbone. Everything is batched over the ``T`` tasks: ``phi`` has shape
-``(T, B, F)``.
+docs/algorithms.rst, alg-backbone and alg-negative-transfer. Everything is batched over the
+``T`` tasks: ``phi`` has shape ``(T, B, F)``.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .backbone import MaskedMLP, TaskBranches
+from .backbone import MaskedMLP, TaskBranches, make_activation
 from .heads import Predictive, make_head, mixture_moments
+
+
+class PrivateFeatures(nn.Module):
+    """Per-task feature maps that replace the shared features of chosen tasks.
+
+    One fixed (not trained) MLP per task, batched over the tasks
+    (``TaskwiseLinear``-style weights ``(T, out, in)``), on the backbone's input
+    columns. Inactive until :meth:`set_task` writes a task's map and flags it
+    (buffer ``active``); then that task's head sees these features instead of
+    the shared backbone's (docs/algorithms.rst, section "Negative transfer").
+
+    Parameters
+    ----------
+    n_tasks : int
+        Number of tasks.
+    in_features : int
+        Width of the input (the backbone's input columns).
+    layer_sizes : sequence of int
+        Widths of the layers (those of the backbone).
+    activation : str
+        Activation after every layer (that of the backbone).
+    """
+
+    def __init__(
+        self, n_tasks: int, in_features: int, layer_sizes: Sequence[int], activation: str
+    ) -> None:
+        super().__init__()
+        sizes = [in_features, *layer_sizes]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.zeros(n_tasks, b, a), requires_grad=False)
+            for a, b in itertools.pairwise(sizes)
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(n_tasks, b), requires_grad=False) for b in sizes[1:]
+        )
+        self.activation = make_activation(activation)
+        self.register_buffer("active", torch.zeros(n_tasks, dtype=torch.bool))
+        self.out_features = sizes[-1]
+
+    def set_task(self, task: int, mlp: MaskedMLP) -> None:
+        """Give ``task`` the map of the one-task, unmasked ``mlp`` (same layer shapes), in place."""
+        if len(mlp.layers) != len(self.weights):
+            raise ValueError(f"expected {len(self.weights)} layers, got {len(mlp.layers)}.")
+        with torch.no_grad():
+            for weight, bias, layer in zip(self.weights, self.biases, mlp.layers):
+                weight[task].copy_(layer.weight)
+                bias[task].copy_(layer.bias)
+            self.active[task] = True
+
+    def forward(self, x: Tensor, tasks: Tensor) -> Tensor:
+        """Features ``(len(tasks), B, F)`` of the tasks ``tasks`` for inputs ``x`` ``(B, d)``."""
+        h = x.unsqueeze(0).expand(len(tasks), *x.shape)
+        for weight, bias in zip(self.weights, self.biases):
+            pre = torch.baddbmm(bias[tasks].unsqueeze(1), h, weight[tasks].transpose(1, 2))
+            h = self.activation(pre)
+        return h
 
 
 class MultiTaskNetwork(nn.Module):
@@ -47,6 +105,10 @@ class MultiTaskNetwork(nn.Module):
         Passed to :class:`~sk_mtbnn.nn.backbone.MaskedMLP` (``residual``,
         ``spectral_norm``, ``dropout``, ``n_power_iterations``,
         ``random_features``, ``length_scale``).
+    private_features : bool, default=False
+        Hold a :class:`PrivateFeatures` slot (``self.private``) so that chosen
+        tasks can fall back on features of their own. Needs no branch layers,
+        no task columns and a plain backbone (its output is the head input).
 
     Examples
     --------
@@ -72,6 +134,7 @@ class MultiTaskNetwork(nn.Module):
         head: str = "gaussian",
         head_kwargs: dict | None = None,
         backbone_kwargs: dict | None = None,
+        private_features: bool = False,
     ) -> None:
         super().__init__()
         task_columns = [list(c) for c in (task_columns or [[] for _ in range(n_tasks)])]
@@ -98,18 +161,35 @@ class MultiTaskNetwork(nn.Module):
         self.head = make_head(
             head, n_tasks=n_tasks, in_features=self.branches.out_features, **(head_kwargs or {})
         )
+        self.private = None
+        if private_features:
+            if len(self.branches.layers) or n_own or self.backbone.random_features is not None:
+                raise ValueError(
+                    "private_features needs the heads on the backbone's output: no branch "
+                    "layers, no task columns and no random_features."
+                )
+            widths = [layer.out_features for layer in self.backbone.layers]
+            self.private = PrivateFeatures(n_tasks, len(backbone_columns), widths, activation)
+
+    def private_tasks(self) -> Tensor:
+        """Indices of the tasks whose heads see their private features (possibly none)."""
+        if self.private is None:
+            return self.task_columns.new_zeros(0)
+        return self.private.active.nonzero()[:, 0]
 
     @property
     def heads_on_shared_representation(self) -> bool:
         """True when every head sits directly on one shared backbone output.
 
-        That is: no branch layers, no task-specific input columns and all
-        backbone masks ones -- the setting BayesAgg needs.
+        That is: no branch layers, no task-specific input columns, all
+        backbone masks ones and no task on private features -- the setting
+        BayesAgg needs.
         """
         return (
             len(self.branches.layers) == 0
             and self.task_columns.shape[1] == 0
             and self.backbone.is_dense()
+            and len(self.private_tasks()) == 0
         )
 
     def representation(self, x: Tensor) -> Tensor:
@@ -122,7 +202,12 @@ class MultiTaskNetwork(nn.Module):
             padded = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
             own = padded[:, self.task_columns].permute(1, 0, 2)  # (T, B, k)
             h = torch.cat([h, own], dim=-1)
-        return self.branches(h)
+        phi = self.branches(h)
+        tasks = self.private_tasks()
+        if len(tasks):
+            private = self.private(x[:, self.backbone_columns], tasks).to(phi.dtype)
+            phi = phi.index_copy(0, tasks, private)
+        return phi
 
     def forward(self, x: Tensor) -> Tensor:
         """Head inputs ``phi`` of shape ``(T, B, F)``."""

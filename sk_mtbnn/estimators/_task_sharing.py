@@ -1,0 +1,309 @@
+"""Protection against negative transfer: each task keeps the shared features only if they serve it.
+
+After training, every task's labels judge two feature maps for its Bayesian
+linear head: the shared network's, and a private random-feature map of its
+own (the small-data regime's bump features,
+:mod:`sk_mtbnn._training.random_features`, at the lengthscale that the task's
+own evidence chooses -- what a single-task fit starts from). A task switches
+to its private features when
+
+* its held-out labels prefer them by two standard errors of the paired
+  per-label differences of log predictive density (head prior and noise
+  maximising the evidence of the training rows, for both maps alike), or,
+  for a task with fewer than :data:`MIN_HELDOUT_LABELS` held-out labels,
+* the evidence of all its labels prefers them by more than
+  :data:`EVIDENCE_MARGIN` nats. The shared features were trained on these
+  labels, so their evidence is optimistic: the bias favours sharing.
+
+Otherwise it keeps sharing, so tasks that gain from it keep the gain
+(docs/algorithms.rst, section "Negative transfer").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .._training.full_batch import _heldout_log_densities, _significantly_better
+from .._training.random_features import (
+    LENGTHSCALES,
+    draw_layout,
+    float64_copy,
+    head_evidence_of_features,
+    set_random_features,
+)
+from ..nn.backbone import MaskedMLP, TaskBranches
+
+#: Fewest held-out labels of a task for the comparison to be made.
+MIN_HELDOUT_LABELS = 5
+#: Fewest training labels of a task for its own lengthscale to be chosen.
+MIN_TRAIN_LABELS = 10
+#: Log Bayes factor (nats) of a task's labels for its private features that makes it leave:
+#: the search over the lengthscale grid (15 values) costs up to log(15) = 2.7 nats of
+#: optimism, and one nat more is asked of the private features beyond that.
+EVIDENCE_MARGIN = math.log(len(LENGTHSCALES)) + 1.0
+#: Most rows (training, held-out) used by the comparison, drawn at random beyond.
+MAX_ROWS = 4000
+
+
+class SharingDecision(NamedTuple):
+    """Per task: whether it keeps the shared features, and what they gain it.
+
+    ``gain`` is the mean log predictive density per held-out label of the
+    shared features minus that of the private ones (nats; > 0: sharing
+    helps); for a task with fewer than :data:`MIN_HELDOUT_LABELS` held-out
+    labels, the log Bayes factor of shared over private per label; NaN for a
+    task with fewer than :data:`MIN_TRAIN_LABELS` training labels (it shares).
+    """
+
+    shared: np.ndarray
+    gain: np.ndarray
+
+
+class _OneTask(nn.Module):
+    """A one-task network around ``backbone`` with the interface the random features need."""
+
+    def __init__(self, backbone: MaskedMLP, backbone_columns: Tensor) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("backbone_columns", backbone_columns.clone())
+        self.branches = TaskBranches(1, backbone.out_features, (), "relu")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.backbone(x[:, self.backbone_columns])
+
+
+def can_share_adaptively(module: nn.Module) -> bool:
+    """Whether ``module`` has a private-feature slot whose maps the random features can fill."""
+    from .._training.random_features import check_random_feature_network
+
+    if getattr(module, "private", None) is None:
+        return False
+    try:
+        check_random_feature_network(module)
+    except ValueError:
+        return False
+    return True
+
+
+def _private_backbone(module: nn.Module) -> MaskedMLP:
+    """A fresh one-task backbone of ``module``'s shape and activation."""
+    backbone = module.backbone
+    widths = [layer.out_features for layer in backbone.layers]
+    mlp = MaskedMLP(backbone.layers[0].in_features, widths, 1)
+    mlp.activation = backbone.activation
+    return mlp.to(torch.float64)
+
+
+def _cap(rows: Tensor, generator: torch.Generator) -> Tensor:
+    if len(rows) <= MAX_ROWS:
+        return rows
+    return rows[torch.randperm(len(rows), generator=generator)[:MAX_ROWS]]
+
+
+def _own_lengthscales(own, layout, x: Tensor, y: Tensor, alpha: float) -> list[float]:
+    """Per task, the lengthscale of the grid whose random features maximise its own evidence."""
+    best = torch.full((y.shape[1],), -torch.inf, dtype=torch.float64)
+    choice = [LENGTHSCALES[0]] * y.shape[1]
+    for lengthscale in LENGTHSCALES:
+        set_random_features(own, layout, lengthscale)
+        phi = own(x).expand(y.shape[1], -1, -1)
+        log_evidence = head_evidence_of_features(phi, y, alpha).log_evidence
+        for t in np.flatnonzero((log_evidence > best).numpy()):
+            choice[t] = lengthscale
+        best = torch.maximum(best, log_evidence)
+    return choice
+
+
+def choose_private_tasks(
+    module: nn.Module,
+    X: np.ndarray,
+    Y: np.ndarray,
+    train_rows,
+    valid_rows,
+    *,
+    seed: int,
+    alpha: float = 0.0,
+) -> SharingDecision:
+    """Decide, per task, between shared and private features; write the private maps.
+
+    Parameters
+    ----------
+    module : MultiTaskNetwork
+        The trained network, with a private-feature slot
+        (:func:`can_share_adaptively`); the private maps of the tasks that
+        leave the shared features are written into it.
+    X : ndarray of shape (N, n_features)
+        Standardised inputs.
+    Y : ndarray of shape (N, T)
+        Standardised targets, NaN where missing.
+    train_rows, valid_rows : array-like of int
+        The rows the heads are fitted on and the held-out rows that judge.
+    seed : int
+        Seeds the private random features.
+    alpha : float, default=0.0
+        Known noise variance of every row (standardised units).
+
+    Returns
+    -------
+    decision : SharingDecision
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    x = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(Y), dtype=torch.float64)
+    train = _cap(torch.as_tensor(np.asarray(train_rows), dtype=torch.long), generator)
+    valid = _cap(torch.as_tensor(np.asarray(valid_rows), dtype=torch.long), generator)
+    n_tasks = y.shape[1]
+    shared = np.ones(n_tasks, dtype=bool)
+    gain = np.full(n_tasks, np.nan)
+    labelled = ~torch.isnan(y)
+    n_valid = labelled[valid].sum(0)
+    n_train = labelled[train].sum(0)
+    candidates = n_train >= MIN_TRAIN_LABELS
+    if not bool(candidates.any()):
+        return SharingDecision(shared, gain)
+    rows = torch.cat([train, valid])
+    with torch.no_grad():
+        work = float64_copy(module)
+        densities = _heldout_log_densities(work, x, y, train, valid, alpha)
+        evidence = head_evidence_of_features(work(x[rows]), y[rows], alpha).log_evidence
+        own = _OneTask(_private_backbone(module), module.backbone_columns)
+        layout = draw_layout(own, x[train], generator)
+        lengthscales = _own_lengthscales(own, layout, x[train], y[train], alpha)
+        candidate = float64_copy(module)
+        for t in range(n_tasks):
+            set_random_features(own, layout, lengthscales[t])
+            candidate.private.set_task(t, own.backbone)
+        private = _heldout_log_densities(candidate, x, y, train, valid, alpha)
+        private_evidence = head_evidence_of_features(candidate(x[rows]), y[rows], alpha)
+    bayes_factor = (private_evidence.log_evidence - evidence).numpy()
+    n_labels = (n_train + n_valid).numpy()
+    per_task = torch.split(densities, n_valid.tolist())
+    per_task_private = torch.split(private, n_valid.tolist())
+    for t in np.flatnonzero(candidates.numpy()):
+        heldout = bool(n_valid[t] >= MIN_HELDOUT_LABELS)
+        if heldout:
+            gain[t] = float((per_task[t] - per_task_private[t]).mean())
+        else:
+            gain[t] = -bayes_factor[t] / n_labels[t]
+        if (
+            _significantly_better(per_task_private[t], per_task[t])
+            if heldout
+            else bayes_factor[t] > EVIDENCE_MARGIN
+        ):
+            shared[t] = False
+            set_random_features(own, layout, lengthscales[t])
+            module.private.set_task(int(t), own.backbone)
+    return SharingDecision(shared, gain)
+
+
+class AdaptiveSharingMixin:
+    """``sharing="auto"`` of SparseMultiTaskBNNRegressor, in both regimes.
+
+    Sets ``shared_tasks_`` and ``sharing_gain_`` (see :class:`SharingDecision`).
+    """
+
+    def _private_slot(self, task_columns) -> bool:
+        """Whether the network gets a private-feature slot (``sharing="auto"`` can use it)."""
+        from ._base import layer_sizes
+
+        return (
+            self.sharing == "auto"
+            and getattr(self, "head", "gaussian") == "gaussian"
+            and not layer_sizes(getattr(self, "branch_layer_sizes", ()))
+            and not any(task_columns or [])
+            and getattr(self, "random_features", None) is None
+        )
+
+    def _record_sharing(self, decision: SharingDecision | None) -> None:
+        if decision is None:
+            decision = SharingDecision(
+                np.ones(self.n_tasks_, dtype=bool), np.full(self.n_tasks_, np.nan)
+            )
+        self.shared_tasks_, self.sharing_gain_ = decision
+
+    def _finalise(self, data) -> None:
+        """Network regime: decide on the validation rows, before the heads are refined."""
+        module = self.net_.module_
+        decision = None
+        refines = getattr(self, "refine_head", True)
+        if data.valid is not None and refines and can_share_adaptively(module):
+            X = np.concatenate([data.train[0], data.valid[0]])
+            Y = np.concatenate([data.train[1], data.valid[1]])
+            n_train = len(data.train[0])
+            decision = choose_private_tasks(
+                module, X, Y, np.arange(n_train), np.arange(n_train, len(X)), seed=data.seed
+            )
+            if not decision.shared.all():
+                from ._torch_utils import inference_copy
+
+                self._inference_module = inference_copy(module, self.device)
+                self._sync_inference_stamp()
+        self._record_sharing(decision)
+        super()._finalise(data)
+
+    def _fit_by_evidence(self, module, data) -> None:
+        """Evidence regime: decide on the rows the feature training held out."""
+        super()._fit_by_evidence(module, data)
+        module = self.net_.module_
+        if not can_share_adaptively(module):
+            self._record_sharing(None)
+            return
+        from .._training.full_batch import _split
+        from .._training.random_features import draw_layout
+
+        alpha = self._standardised_alpha(len(data.X))
+        # The generator's draws in fit_small_data: the layout, then the held-out split.
+        generator = torch.Generator().manual_seed(int(data.seed))
+        draw_layout(module, torch.as_tensor(data.X, dtype=torch.float32), generator)
+        train_rows, valid_rows = _split(len(data.X), 0.2, generator)
+        decision = choose_private_tasks(
+            module,
+            data.X,
+            data.Y,
+            train_rows,
+            valid_rows,
+            seed=data.seed,
+            alpha=alpha if np.ndim(alpha) == 0 else 0.0,
+        )
+        self._record_sharing(decision)
+        if not decision.shared.all():
+            self._condition_private_heads(data, ~decision.shared, alpha)
+
+    def _condition_private_heads(self, data, private: np.ndarray, alpha) -> None:
+        """The evidence regime's head posteriors again, private tasks with their own evidence."""
+        from .._training.full_batch import condition_head
+        from .._training.random_features import features64, head_evidence_of_features
+        from ..nn.blr import linear_stats
+        from ..nn.evidence import log_marginal_likelihood
+        from ..nn.evidence_rows import log_marginal_likelihood_rows
+        from ._torch_utils import inference_copy
+
+        module = self.net_.module_
+        x = torch.as_tensor(data.X, dtype=torch.float64)
+        Y = torch.as_tensor(data.Y, dtype=torch.float64)
+        alpha_t = torch.as_tensor(np.asarray(alpha), dtype=torch.float64)
+        phi = features64(module, x)
+        own = head_evidence_of_features(phi, Y, alpha_t)
+        mask = torch.as_tensor(private)
+        prior = torch.where(mask, own.prior_var, torch.as_tensor(self._evidence_prior_var))
+        noise = torch.as_tensor((self.noise_std_ / self._y_scale) ** 2)
+        noise = torch.where(mask, own.noise_var, noise)
+        condition_head(module.head, phi, Y, prior, noise, alpha_t)
+        self._inference_module = inference_copy(module, self.device)
+        condition_head(self._inference_module.head, phi, Y, prior, noise, alpha_t)
+        self._sync_inference_stamp()
+        self.noise_std_ = np.sqrt(noise.numpy()) * self._y_scale
+        self._evidence_prior_var = prior.numpy()
+        if alpha_t.ndim == 0:
+            lml = log_marginal_likelihood(linear_stats(phi, Y), prior, noise + alpha_t)
+        else:
+            lml = log_marginal_likelihood_rows(phi, Y, prior, noise, alpha_t)
+        labels = (~np.isnan(data.Y)).sum(0)
+        lml = float((lml.double().numpy() - labels * np.log(self._y_scale)).sum())
+        self.log_marginal_likelihood_value_ = self.elbo_ = lml
+        self._set_epistemic_reference(data.X * self._x_scale + self._x_mean)
