@@ -47,6 +47,7 @@ from .random_features import (
     features64,
     float64_copy,
     head_evidence_of_features,
+    set_random_features,
 )
 
 #: Fewest labelled rows for ``train="auto"`` to try training the features.
@@ -186,6 +187,13 @@ def _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float) -> 
     return log_density[labelled]
 
 
+def _copy_state(state: dict, module: nn.Module) -> None:
+    """Write ``state`` into ``module``'s tensors, in place and in their dtypes."""
+    with torch.no_grad():
+        for name, value in module.state_dict().items():
+            value.copy_(state[name].to(value.dtype))
+
+
 def _significantly_better(new: Tensor, old: Tensor) -> bool:
     """A one-sided paired z-test at 2 standard errors on per-cell log densities."""
     diff = new - old
@@ -215,6 +223,7 @@ def train_features(
     patience: int = 3,
     learning_rate: float = 1e-2,
     generator: torch.Generator | None = None,
+    baseline: nn.Module | None = None,
 ) -> TrainingOutcome:
     """Train the backbone full-batch on the evidence, kept only where held-out rows agree.
 
@@ -241,6 +250,10 @@ def train_features(
         Adam's step size.
     generator : torch.Generator, default=None
         Draws the held-out rows.
+    baseline : MultiTaskNetwork, default=None
+        The network to beat (same layout as ``module``), which ``module``
+        becomes when training does not beat it; None: ``module`` as it
+        starts.
 
     Returns
     -------
@@ -256,7 +269,8 @@ def train_features(
     work = float64_copy(module)
     x, y = X.to(torch.float64), Y.to(torch.float64)
     x_train, y_train = x[train_rows], y[train_rows]
-    start = _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha)
+    reference = work if baseline is None else float64_copy(baseline)
+    start = _heldout_log_densities(reference, x, y, train_rows, valid_rows, alpha)
     best = (start, 0, copy.deepcopy(work.state_dict()))
     with torch.no_grad():
         fit = head_evidence_of_features(work(x_train), y_train, alpha)
@@ -283,11 +297,11 @@ def train_features(
     score, step, state = best
     outcome = TrainingOutcome(0, float(start.sum()), float(score.sum()), None)
     if not (step and _significantly_better(score, start)):
-        return outcome  # the module keeps its random features
+        if baseline is not None:
+            _copy_state(reference.state_dict(), module)
+        return outcome  # the module keeps (or takes) the baseline's random features
     work.load_state_dict(state)
-    with torch.no_grad():
-        for name, value in module.state_dict().items():
-            value.copy_(state[name].to(value.dtype))
+    _copy_state(state, module)
     evidence = _heldout_hyperparameters(work, x, y, train_rows, valid_rows, alpha)
     return outcome._replace(n_steps=step, evidence=evidence)
 
@@ -361,8 +375,20 @@ def fit_small_data(
     if train:
         if alpha_t.ndim:
             raise ValueError("Training the features needs a scalar alpha.")
+        # Training starts from the isotropic features (measured: from the ARD
+        # ones it stalls near its start) and must beat the ARD features.
+        baseline = None
+        if choice.isotropic is not None:
+            baseline = float64_copy(module)
+            set_random_features(module, choice.isotropic.layout, choice.isotropic.lengthscale)
         outcome = train_features(
-            module, X, Y, alpha=float(alpha_t), generator=generator, **train_options
+            module,
+            X,
+            Y,
+            alpha=float(alpha_t),
+            generator=generator,
+            baseline=baseline,
+            **train_options,
         )
         if outcome.n_steps:
             evidence, n_steps = outcome.evidence, outcome.n_steps

@@ -50,13 +50,33 @@ KAPPA = 0.5
 BUMP_GAIN = 1.0
 #: Default lengthscales tried, in units of the standardised inputs.
 LENGTHSCALES = tuple(float(v) for v in np.geomspace(0.04, 4.0, 15))
+#: Factors by which the ARD search scales one column's relevance (0 drops the column).
+RELEVANCE_FACTORS = (0.0, 0.5, 2.0)
+#: Coordinate sweeps of the ARD search over the columns.
+ARD_SWEEPS = 2
+#: The ARD search runs for 2 to this many backbone columns (its cost grows with them).
+MAX_ARD_COLUMNS = 32
+#: A relevance change is kept only if it raises the summed log evidence by this many nats.
+ARD_MIN_GAIN = 1.0
+#: Nor if it lowers any one task's log evidence by this many nats (the columns are shared).
+TASK_MAX_LOSS = float("inf")
 
 
 class FeatureLayout(NamedTuple):
-    """Random directions ``(P, d)`` and offsets ``(P,)`` of the ramp pairs."""
+    """Directions ``(P, d)`` and offsets ``(P,)`` of the ramp pairs.
+
+    ``directions`` are random unit vectors scaled column-wise by
+    ``relevance`` ``(d,)`` (all ones: isotropic), so that a bump's width along
+    column ``j`` is the lengthscale divided by ``relevance[j]``, as an ARD
+    kernel's lengthscales are; ``units`` and ``shares`` are the draws the
+    layout was placed from (unit directions, stratified offset positions).
+    """
 
     directions: Tensor
     offsets: Tensor
+    relevance: Tensor
+    units: Tensor
+    shares: Tensor
 
 
 def check_random_feature_network(module: nn.Module) -> None:
@@ -100,17 +120,26 @@ def draw_layout(module: nn.Module, X: Tensor, generator: torch.Generator) -> Fea
     first = module.backbone.layers[0]
     n_pairs = first.out_features // 2
     x = X[:, module.backbone_columns].to(torch.float64)
-    directions = torch.randn(n_pairs, x.shape[1], generator=generator, dtype=torch.float64)
-    directions = directions / directions.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    proj = x @ directions.T  # (N, P)
-    low, high = proj.min(0).values, proj.max(0).values
-    span = (high - low).clamp_min(1e-3)
+    units = torch.randn(n_pairs, x.shape[1], generator=generator, dtype=torch.float64)
+    units = units / units.norm(dim=1, keepdim=True).clamp_min(1e-12)
     # Stratified: one offset per pair in each of P equal slices, in random order.
     slots = torch.randperm(n_pairs, generator=generator).to(torch.float64)
     jitter = torch.rand(n_pairs, generator=generator, dtype=torch.float64)
-    share = (slots + jitter) / n_pairs
-    offsets = low - MARGIN * span + (1 + 2 * MARGIN) * span * share
-    return FeatureLayout(directions, offsets)
+    shares = (slots + jitter) / n_pairs
+    return place_layout(units, shares, x, torch.ones(x.shape[1], dtype=torch.float64))
+
+
+def place_layout(units: Tensor, shares: Tensor, x: Tensor, relevance: Tensor) -> FeatureLayout:
+    """The layout of unit directions ``units`` scaled by ``relevance``, offsets placed on ``x``.
+
+    ``x`` holds the backbone's columns of the standardised training inputs.
+    """
+    directions = units * relevance
+    proj = x @ directions.T  # (N, P)
+    low, high = proj.min(0).values, proj.max(0).values
+    span = (high - low).clamp_min(1e-3)
+    offsets = low - MARGIN * span + (1 + 2 * MARGIN) * span * shares
+    return FeatureLayout(directions, offsets, relevance, units, shares)
 
 
 def set_random_features(module: nn.Module, layout: FeatureLayout, lengthscale: float) -> None:
@@ -143,11 +172,16 @@ def set_random_features(module: nn.Module, layout: FeatureLayout, lengthscale: f
 
 
 class LengthscaleChoice(NamedTuple):
-    """The chosen lengthscale and the head hyper-parameters there."""
+    """The chosen lengthscale and the head hyper-parameters there.
+
+    ``isotropic`` is the choice before the ARD search, when that search
+    changed the relevances (else None).
+    """
 
     lengthscale: float
     evidence: Evidence
     layout: FeatureLayout
+    isotropic: LengthscaleChoice | None = None
 
 
 def head_evidence_of_features(
@@ -184,6 +218,7 @@ def choose_lengthscale(
     alpha: Tensor | float = 0.0,
     lengthscales: Sequence[float] = LENGTHSCALES,
     generator: torch.Generator | None = None,
+    ard: bool = True,
     **options,
 ) -> LengthscaleChoice:
     """Set ``module``'s backbone to random features at the evidence-best lengthscale.
@@ -203,6 +238,10 @@ def choose_lengthscale(
         largest evidence summed over tasks wins (the backbone is shared).
     generator : torch.Generator, default=None
         Draws the directions and offsets (the same for every candidate).
+    ard : bool, default=True
+        After the isotropic choice, scale each input column's relevance by
+        evidence (:func:`_ard_search`), then choose the lengthscale again;
+        done for 2 to :data:`MAX_ARD_COLUMNS` backbone columns.
     **options
         Passed to :func:`~sk_mtbnn.nn.evidence.maximise_evidence`.
 
@@ -216,14 +255,55 @@ def choose_lengthscale(
     layout = draw_layout(module, X, generator or torch.Generator().manual_seed(0))
     work = float64_copy(module)
     x, y = X.to(torch.float64), Y.to(torch.float64)
-    best = None
-    for lengthscale in lengthscales:
-        set_random_features(work, layout, float(lengthscale))
+
+    def score(layout: FeatureLayout, lengthscale: float) -> tuple[float, Evidence]:
+        set_random_features(work, layout, lengthscale)
         with torch.no_grad():
             evidence = head_evidence_of_features(work(x), y, alpha, **options)
-        total = float(evidence.log_evidence.sum())
-        if best is None or total > best[0]:
-            best = (total, float(lengthscale), evidence)
-    _, lengthscale, evidence = best
-    set_random_features(module, layout, lengthscale)
-    return LengthscaleChoice(lengthscale, evidence, layout)
+        return float(evidence.log_evidence.sum()), evidence
+
+    def best_lengthscale(layout: FeatureLayout) -> tuple[float, float, Evidence]:
+        scores = [(*score(layout, float(ls)), float(ls)) for ls in lengthscales]
+        total, evidence, lengthscale = max(scores, key=lambda s: s[0])
+        return total, lengthscale, evidence
+
+    total, lengthscale, evidence = best_lengthscale(layout)
+    choice = LengthscaleChoice(lengthscale, evidence, layout)
+    if ard and 2 <= len(layout.relevance) <= MAX_ARD_COLUMNS:
+        relevant = _ard_search(layout, x[:, module.backbone_columns], total, lengthscale, score)
+        if relevant is not layout:
+            _, lengthscale, evidence = best_lengthscale(relevant)
+            choice = LengthscaleChoice(lengthscale, evidence, relevant, isotropic=choice)
+    set_random_features(module, choice.layout, choice.lengthscale)
+    return choice
+
+
+def _ard_search(layout: FeatureLayout, x: Tensor, total: float, lengthscale: float, score):
+    """Coordinate ascent of the summed log evidence over the columns' relevances.
+
+    Each sweep tries, column by column, the relevance times each of
+    :data:`RELEVANCE_FACTORS` at a fixed lengthscale and keeps each change
+    that gains at least :data:`ARD_MIN_GAIN` nats: type-II maximum
+    likelihood of per-column lengthscales (ARD), as a GP with an ARD kernel
+    chooses them, on a grid. The evidence never decreases. Returns
+    ``layout`` itself when nothing changed.
+    """
+    best = layout
+    per_task = score(layout, lengthscale)[1].log_evidence
+    for _ in range(ARD_SWEEPS):
+        changed = False
+        for column in range(len(best.relevance)):
+            for factor in RELEVANCE_FACTORS:
+                relevance = best.relevance.clone()
+                relevance[column] *= factor
+                if not bool((relevance > 0).any()) or torch.equal(relevance, best.relevance):
+                    continue
+                candidate = place_layout(best.units, best.shares, x, relevance)
+                value, evidence = score(candidate, lengthscale)
+                loss = float((per_task - evidence.log_evidence).max())
+                if value > total + ARD_MIN_GAIN and loss < TASK_MAX_LOSS:
+                    best, total, changed = candidate, value, True
+                    per_task = evidence.log_evidence
+        if not changed:
+            break
+    return best
