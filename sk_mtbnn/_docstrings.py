@@ -33,6 +33,42 @@ X : array-like of shape (n_samples, n_features)
     "sample_weight": """\
 sample_weight : array-like of shape (n_samples,), default=None
     Sample weights.""",
+    # Constructor parameters of the network estimators.
+    "backbone_params": """\
+hidden_layer_sizes : tuple of int, default=(128, 128)
+    Widths of the shared backbone's hidden layers.
+activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
+    Activation of the backbone.""",
+    "learning_rate_param": """\
+learning_rate : float, default=3e-3
+    Initial learning rate; it follows a cosine decay to zero over the
+    training.""",
+    "epochs_params": """\
+max_epochs : int or "auto", default="auto"
+    Number of passes over the data. ``"auto"`` aims at about
+    3,000 optimiser steps (at least 10 epochs), so small data
+    sets get enough steps and large ones few passes.
+batch_size : int or "auto", default="auto"
+    Mini-batch size; ``"auto"`` is ``min(128, n_samples)``.""",
+    "n_targets_param": """\
+n_targets : int, default=None
+    Number of tasks of the prior, used by ``predict`` and ``sample_y``
+    before ``fit`` (None: one); ignored once fitted, as in
+    :class:`~sklearn.gaussian_process.GaussianProcessRegressor`.""",
+    "device_param": """\
+device : str or torch.device, default="cpu"
+    Torch device for training and prediction (``"cpu"``, ``"cuda"``,
+    ``"cuda:N"``, ``"mps"``); a device this machine lacks is refused
+    with a clear error.""",
+    "n_jobs_param": """\
+n_jobs : int, default=None
+    Parallel jobs training the ensemble members (joblib; ``None`` is 1
+    unless in a :func:`joblib.parallel_config` context, ``-1`` all
+    cores). Results do not depend on it.""",
+    "verbose_param": """\
+verbose : int, default=0
+    0 silent; 1 prints skorch's table of epochs; 2 a progress bar for the
+    whole fit (over the members, for an ensemble); 3 each member's bar too.""",
     # Query strategies (sk_mtbnn.active_learning).
     "learner": """\
 learner : modAL learner or fitted sk_mtbnn regressor

@@ -6,10 +6,9 @@ from typing import ClassVar
 
 import torch
 
+from .._docstrings import fill_doc
 from .._param_validation import (
-    Interval,
     LayerSizes,
-    Real,
     StrOptions,
     positive_float,
     positive_int,
@@ -20,11 +19,12 @@ from .._training.net import TaskLosses
 from ..aggregators import BayesAgg
 from ..nn.network import MultiTaskNetwork
 from ._base import TrainingData, layer_sizes, seeded
-from ._constraints import ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
+from ._constraints import BAYESAGG_CONSTRAINTS, ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._prior import PriorModel
 from ._regression import MultiTaskRegressorBase
 
 
+@fill_doc
 class BayesAggMTLRegressor(MultiTaskRegressorBase):
     """Multi-task regressor trained with BayesAgg-MTL.
 
@@ -44,10 +44,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(128, 128)
-        Widths of the shared backbone's hidden layers.
-    activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
-        Activation of the backbone.
+    %(backbone_params)s
     gamma : float, default=1.0
         Prior variance of the head weights, ``N(0, gamma I)``.
     tau : float or "auto", default="auto"
@@ -78,15 +75,10 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         through joblib (``n_jobs``).
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser of the backbone.
-    learning_rate : float, default=3e-3
-        Initial learning rate (cosine decay to zero).
+    %(learning_rate_param)s
     weight_decay : float, default=1e-4
         Decoupled weight decay on the backbone weights.
-    max_epochs : int or "auto", default="auto"
-        Passes over the data; ``"auto"`` aims at about 3,000 optimiser steps
-        (at least 10 epochs).
-    batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` is ``min(128, n_samples)``.
+    %(epochs_params)s
     validation_fraction : float or None, default=0.2
         Fraction of the rows held out for early stopping and for choosing the
         predictive noise.
@@ -94,20 +86,12 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         Patience of early stopping, in epochs.
     normalize_y : bool, default=True
         Standardise each task's targets for training.
-    n_targets : int, default=None
-        Number of tasks of the prior, used by ``predict`` and ``sample_y``
-        before ``fit`` (None: one); ignored once fitted, as in
-        :class:`~sklearn.gaussian_process.GaussianProcessRegressor`.
-    device : str, default="cpu"
-        Torch device.
-    n_jobs : int, default=None
-        Parallel jobs training the ensemble members (joblib; ``None`` is 1
-        unless in a :func:`joblib.parallel_config` context, ``-1`` all
-        cores). Results do not depend on it.
+    %(n_targets_param)s
+    %(device_param)s
+    %(n_jobs_param)s
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and the validation split.
-    verbose : int, default=0
-        0 silent; 1 skorch's epoch table; 2 adds a progress bar.
+    %(verbose_param)s
 
     Attributes
     ----------
@@ -166,10 +150,8 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         **ENSEMBLE_CONSTRAINTS,
         # BayesAgg combines gradients on a learnt representation: at least one layer.
         "hidden_layer_sizes": [LayerSizes(min_length=1)],
-        "gamma": [positive_float()],
+        **BAYESAGG_CONSTRAINTS,
         "tau": [StrOptions({"auto"}), positive_float()],
-        "s": [Interval(Real, 0, 1, closed="right")],
-        "ls_epochs": [positive_int(0)],
         "alpha": [positive_float(allow_zero=True)],
         "normalize_y": ["boolean"],
         "n_targets": [None, positive_int()],
