@@ -43,9 +43,14 @@ class GradientSync(Callback):
         self.n_steps_ = 0
         self.bytes_per_step_ = 0
         self.allreduce_seconds_ = 0.0
+        self.train_cpu_seconds_ = 0.0
         return self
 
+    def on_train_end(self, net, **kwargs) -> None:
+        self.train_cpu_seconds_ = time.process_time() - self._cpu_start
+
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
+        self._cpu_start = time.process_time()
         if not dist.is_initialized():
             return
         world_size = dist.get_world_size()

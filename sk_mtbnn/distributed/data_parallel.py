@@ -53,7 +53,13 @@ class DataParallelReport:
         Time process 0 spent in the gradient all-reduces, waiting for the
         other processes included.
     fit_seconds : float
-        Wall time of the fit in process 0 (after the group was formed).
+        Wall time of the fit in process 0, from the moment every process
+        has started.
+    fit_cpu_seconds : float
+        CPU time of process 0 during the fit (on a machine shared with other
+        work, the share of the work one process did).
+    train_cpu_seconds : float
+        CPU time of process 0 in the training loop (the epochs).
     total_seconds : float
         Wall time of :func:`fit_data_parallel`, starting the processes included.
 
@@ -63,7 +69,7 @@ class DataParallelReport:
     step in the all-reduce, for instance:
 
     >>> from sk_mtbnn.distributed import DataParallelReport
-    >>> report = DataParallelReport(2, "gloo", 260, 2876, 0.52, 4.1, 15.4)
+    >>> report = DataParallelReport(2, "gloo", 260, 2876, 0.52, 4.1, 3.9, 1.2, 15.4)
     >>> round(1e3 * report.allreduce_seconds / report.n_steps, 1)  # ms per step
     2.0
     """
@@ -74,6 +80,8 @@ class DataParallelReport:
     bytes_per_step: int
     allreduce_seconds: float
     fit_seconds: float
+    fit_cpu_seconds: float
+    train_cpu_seconds: float
     total_seconds: float
 
 
@@ -255,7 +263,14 @@ def _run(args, n_processes: int, timeout: float, tmp: Path) -> None:
     )
     deadline = time.monotonic() + timeout
     try:
-        while not context.join(timeout=max(deadline - time.monotonic(), 0.0)):
+        # Short waits, and each process's exit code read directly: a process
+        # that dies without a Python error (a signal) is noticed within a second.
+        while not context.join(timeout=min(1.0, max(deadline - time.monotonic(), 0.0))):
+            failed = [p.exitcode for p in context.processes if p.exitcode not in (None, 0)]
+            if failed:
+                raise mp.ProcessExitedException(
+                    f"a process exited with code {failed[0]}", 0, 0, failed[0]
+                )
             if time.monotonic() >= deadline:
                 raise TimeoutError(
                     f"The {n_processes} training processes did not finish within "
@@ -276,6 +291,9 @@ def _run(args, n_processes: int, timeout: float, tmp: Path) -> None:
         for process in context.processes:
             if process.is_alive():
                 process.terminate()
+                process.join(5.0)
+            if process.is_alive():  # SIGTERM ignored inside a native call
+                process.kill()
                 process.join()
 
 
@@ -285,7 +303,6 @@ def _worker(
     """One process: join the group, fit with the sharded loaders, process 0 saves the result."""
     torch.set_num_threads(threads)
     try:
-        start = time.perf_counter()
         dist.init_process_group(
             backend,
             init_method=init_method,
@@ -294,6 +311,8 @@ def _worker(
             timeout=timedelta(seconds=timeout),
         )
         try:
+            dist.barrier()  # every process has started and imported
+            start, cpu_start = time.perf_counter(), time.process_time()
             fitted, sync = _fit_rank(estimator, X, y, fit_params, rank, world_size)
         finally:
             dist.destroy_process_group()
@@ -305,6 +324,8 @@ def _worker(
                 bytes_per_step=sync.bytes_per_step_,
                 allreduce_seconds=sync.allreduce_seconds_,
                 fit_seconds=time.perf_counter() - start,
+                fit_cpu_seconds=time.process_time() - cpu_start,
+                train_cpu_seconds=sync.train_cpu_seconds_,
                 total_seconds=float("nan"),
             )
             part = Path(tmp) / "result.part"
