@@ -294,13 +294,12 @@ class StudentTVBLLHead(_VBLLHead):
     def kl_divergence(self) -> Tensor:
         """Expected Gaussian KL plus ``KL(Gamma(alpha, beta) || prior)``, per task."""
         shape, rate = self.shape(), self.rate()
-        a0, b0 = self.prior_shape, self.prior_rate
-        gamma_kl = (
-            (shape - a0) * torch.digamma(shape)
-            - torch.lgamma(shape)
-            + math.lgamma(a0)
-            + a0 * (torch.log(rate) - math.log(b0))
-            + shape * (b0 - rate) / rate
+        prior = torch.distributions.Gamma(
+            torch.as_tensor(self.prior_shape, dtype=shape.dtype, device=shape.device),
+            torch.as_tensor(self.prior_rate, dtype=shape.dtype, device=shape.device),
+        )
+        gamma_kl = torch.distributions.kl_divergence(
+            torch.distributions.Gamma(shape, rate, validate_args=False), prior
         )
         return self.gaussian_kl(mean_factor=shape / rate) + gamma_kl
 
