@@ -192,8 +192,8 @@ class GaussianVBLLHead(_VBLLHead):
     def predictive_nll(self, phi: Tensor, y: Tensor) -> Tensor:
         """``-log N(y | m^T phi, phi^T S phi + sigma^2)`` per point, ``(T, B)``."""
         pred = self.predict(phi)
-        var = pred.epistemic + pred.aleatoric
-        return 0.5 * (_LOG_2PI + torch.log(var) + (y.T - pred.mean).square() / var)
+        std = torch.sqrt(pred.epistemic + pred.aleatoric)
+        return -torch.distributions.Normal(pred.mean, std, validate_args=False).log_prob(y.T)
 
     def kl_divergence(self) -> Tensor:
         """``KL(q(w) || p(w))`` per task."""
