@@ -63,7 +63,11 @@ def verdicts(results, problems, ours_names):
     return rows, counts
 
 
-def write_report(results, seeds, timing, command, run, *, problems, model, ours_names, root):
+def write_report(
+    results, seeds, timing, command, run, *, problems, model, ours_names, root, report, figure
+):
+    """Write the markdown ``report`` and the learning curves ``figure``; ``model`` describes
+    the refitted model (``SparseMultiTaskBNNRegressor(...)``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +79,7 @@ def write_report(results, seeds, timing, command, run, *, problems, model, ours_
         f"Measured {date.today().isoformat()} on {platform.machine()}, one torch thread, "
         f"{seeds} seeds, by `{command}`. Test RMSE in units of the test standard deviation, "
         "averaged over the scored tasks, mean +- standard deviation over the seeds. Model "
-        f"refitted after every query: `SparseMultiTaskBNNRegressor(**{model})`. Labelled "
+        f"refitted after every query: `{model}`. Labelled "
         "rows at the start + queries x rows per query: "
         + "; ".join(f"{problems[k][0]} {v[1]} + {v[3]} x {v[2]}" for k, v in problems.items())
         + ". Every strategy of a seed starts from the same rows and the same fitted model. "
@@ -123,7 +127,6 @@ def write_report(results, seeds, timing, command, run, *, problems, model, ours_
         ax.axis("off")
     axes[-1].legend(handles, labels, loc="center", fontsize=8)
     fig.tight_layout()
-    figure = root.parent / "docs" / "_static" / "active_learning_curves.png"
     fig.savefig(figure, dpi=100)
 
     rows, counts = verdicts(results, problems, ours_names)
@@ -164,6 +167,18 @@ def write_report(results, seeds, timing, command, run, *, problems, model, ours_
             else ""
         )
     )
-    out = root / "results" / "active_learning.md"
-    out.write_text("\n".join(lines) + "\n")
+    records = [(key, res["run"]) for key, res in results.items() if "run" in res]
+    if records:
+        lines.append(
+            "\n| problem | seeds | started | commit | load (1/5/15 min) at start -> end "
+            "| wall min | command |\n| --- | ---: | --- | --- | --- | ---: | --- |"
+        )
+        for key, r in records:
+            load = "/".join(f"{x:.1f}" for x in r["load_start"])
+            load += " -> " + "/".join(f"{x:.1f}" for x in r["load_end"])
+            lines.append(
+                f"| {problems[key][0]} | {results[key]['seeds']} | {r['date']} | "
+                f"{r['commit'] or '?'} | {load} | {r['wall'] / 60:.1f} | `{r['command']}` |"
+            )
+    report.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -15,7 +15,11 @@ Problems (pool / test rows, labelled rows at the start, per query, queries):
   rows as the pool, 25% as the test set (10 + 5 x 10 rows).
 
 Strategies choose pool rows; every one except the GP is scored by refitting
-the same model (``MODEL`` below) on its labelled rows after each query:
+the same model on its labelled rows after each query. ``--model default``
+(the default) refits ``SparseMultiTaskBNNRegressor(random_state=seed)``, what
+a user gets: on these <= 1,000 labelled rows ``regime="auto"`` fits the way a
+GP is fitted and ``n_estimators="auto"`` makes it an ensemble of 5 members;
+``--model network`` refits the fixed mini-batch network of ``MODELS``:
 
 * sk_mtbnn: ``ClusterEGLSampling`` with default options (``task=0`` on the
   multi-fidelity problems), driven through a ``modAL.models.ActiveLearner``;
@@ -34,21 +38,31 @@ Test RMSE in units of the test standard deviation, averaged over the scored
 tasks (the high fidelity of a multi-fidelity problem), against the number of
 labelled rows (high-fidelity labels for the multi-fidelity problems).
 
-``python benchmarks/active_learning.py [--seeds 10] [--quick] [--problems ...]``
-(``--quick``: 2 seeds, forrester and enb) writes ``benchmarks/results/al_runs.json``,
+``python benchmarks/active_learning.py [--model default|network] [--seeds 10] [--quick]
+[--problems ...] [--strategies ...] [--commit SHA]`` (``--quick``: 2 seeds, forrester and
+enb). ``--model network`` writes ``benchmarks/results/al_runs.json``,
 ``benchmarks/results/active_learning.md`` and ``docs/_static/active_learning_curves.png``;
-``--combine`` rewrites the last two from the saved runs; ``--pool-timing`` times
-``cluster_egl_sampling`` on a 1,000,000-row pool. The full run (``--pool-timing``,
-10 seeds) takes about 41 minutes of one core: 2,550 refits of 0.8 s each. Run it
-against a clean checkout, ``PYTHONPATH=<export> python benchmarks/active_learning.py``,
-with ``scikit-activeml`` and ``bmdal-reg`` installed (bmdal-reg's strategies are
-skipped without it).
+``--model default`` writes ``benchmarks/results/al_runs_default.json``,
+``benchmarks/results/active_learning_default.md`` and
+``benchmarks/results/active_learning_curves_default.png``. A run replaces the
+problems it runs in the saved runs and keeps the others (each problem is saved
+after every seed, with its command, commit, date and machine load), so one
+problem at a time can be added; ``--combine`` only rewrites the report from the
+saved runs; ``--pool-timing`` times ``cluster_egl_sampling`` on a 1,000,000-row
+pool. The full network run (``--pool-timing``, 10 seeds) takes about 41 minutes
+of one core: 2,550 refits of 0.8 s each; a default-model refit takes 3-6 s. Run
+it against a clean export, ``PYTHONPATH=<export> python
+benchmarks/active_learning.py --commit <sha>``, with ``scikit-activeml`` and
+``bmdal-reg`` installed (bmdal-reg's strategies are skipped without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -66,6 +80,7 @@ from _al_peers import (
 )
 from _al_report import verdicts, write_report
 from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch
 
 from sk_mtbnn import SparseMultiTaskBNNRegressor
 from sk_mtbnn.active_learning import (
@@ -78,10 +93,28 @@ from sk_mtbnn.datasets import borehole as borehole_fn
 from sk_mtbnn.datasets import currin, forrester, load_enb, make_multitask_regression
 from sk_mtbnn.datasets._synthetic import BOREHOLE_BOUNDS
 
-#: Settings of the evaluated model, SparseMultiTaskBNNRegressor(**MODEL, random_state=seed).
-#: Edit here to re-run with other defaults. A smaller network and fewer epochs than the
-#: defaults keep a refit under a second of CPU on these 10-200 rows (the full run ~40 min).
-MODEL = dict(hidden_layer_sizes=(64, 64), max_epochs=200, n_iter_no_change=10)
+#: Settings of the evaluated model, SparseMultiTaskBNNRegressor(**MODELS[name], random_state=seed)
+#: for ``--model name``. "network": a fixed mini-batch network, a refit under a second of CPU
+#: on these 10-200 rows (the full run ~40 min); "default": the estimator's defaults.
+MODELS = {
+    "network": dict(hidden_layer_sizes=(64, 64), max_epochs=200, n_iter_no_change=10),
+    "default": {},
+}
+#: The model of this run (set by ``main`` from ``--model``).
+MODEL = dict(MODELS["default"])
+#: Saved runs, report and figure of each ``--model`` (the network files keep their names).
+OUTPUTS = {
+    "network": Bunch(
+        runs="al_runs.json",
+        report="active_learning.md",
+        figure="docs/_static/active_learning_curves.png",
+    ),
+    "default": Bunch(
+        runs="al_runs_default.json",
+        report="active_learning_default.md",
+        figure="benchmarks/results/active_learning_curves_default.png",
+    ),
+}
 
 ROOT = Path(__file__).resolve().parent
 OURS = ("cluster-EGL", "max-std (sk_mtbnn)")
@@ -248,7 +281,7 @@ def _gp_data(problem, queried):
     return problem["X_pool"][queried], problem["Y_pool"][queried][:, problem["tasks"]]
 
 
-def run_problem(key, seeds, names, log):
+def run_problem(key, seeds, names, log, save=None):
     runs = {name: [] for name in names}
     clock = {"fit": 0.0, "pick": 0.0, "fits": 0}
     by_strategy = {name: {"fit": 0.0, "pick": 0.0} for name in names}
@@ -274,7 +307,9 @@ def run_problem(key, seeds, names, log):
                 if part != "fits":
                     by_strategy[name][part] += own[part]
             log(f"{key} seed {seed} {name}: " + " ".join(f"{n}:{r:.3f}" for n, r in pts))
-    return {"runs": runs, "clock": clock, "by_strategy": by_strategy}
+        if save is not None:  # keep the finished seeds if the run is stopped
+            save({"runs": runs, "clock": clock, "by_strategy": by_strategy, "seeds": seed + 1})
+    return {"runs": runs, "clock": clock, "by_strategy": by_strategy, "seeds": seeds}
 
 
 def pool_timing(n_rows=1_000_000):
@@ -289,46 +324,82 @@ def pool_timing(n_rows=1_000_000):
     what = (
         f"`cluster_egl_sampling` choosing 10 rows ({len(set(idx.tolist()))} distinct) of a "
         "1,000,000 x 8 pool, 3 tasks, model fitted on 500 rows with `MODEL`"
+        f" ({MODEL})"
     )
     return {"wall": wall, "cpu": cpu, "what": what}
 
 
+def model_text(name) -> str:
+    settings = ", ".join(f"{k}={v!r}" for k, v in MODELS[name].items())
+    return f"SparseMultiTaskBNNRegressor({settings + ', ' if settings else ''}random_state=seed)"
+
+
+def run_record(args) -> dict:
+    """Who ran what: command, commit of the export, date, machine load (1, 5, 15 min)."""
+    return {
+        "command": "python benchmarks/active_learning.py " + shlex.join(sys.argv[1:]),
+        "commit": args.commit,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_start": list(os.getloadavg()),
+    }
+
+
 def main() -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=list(MODELS), default="default")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="2 seeds, 2 problems")
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
     parser.add_argument("--strategies", nargs="+", help="a subset of the strategies (by name)")
     parser.add_argument("--combine", action="store_true", help="only report the saved runs")
     parser.add_argument("--pool-timing", action="store_true", help="time a 1,000,000-row pool")
+    parser.add_argument("--commit", help="the commit the PYTHONPATH export was made from")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    MODEL = dict(MODELS[args.model])
+    out = OUTPUTS[args.model]
     if args.quick:
         args.seeds, args.problems = 2, list(QUICK_PROBLEMS)
-    store = ROOT / "results" / "al_runs.json"
+    store = ROOT / "results" / out.runs
     saved = json.loads(store.read_text()) if store.exists() else {}
     if args.quick:
-        store = ROOT / "results" / "al_runs_quick.json"
+        store = store.with_name(store.stem + "_quick.json")
         saved = {}
-    names = args.strategies or [s for s in strategies() if s not in OURS[1:]]
+    known = strategies()
+    names = args.strategies or [s for s in known if s not in OURS[1:]]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; choose from {list(known)}")
     wall, cpu = time.perf_counter(), time.process_time()
     if not args.combine:
         for key in args.problems:
-            saved[key] = run_problem(key, args.seeds, names, lambda s: print(s, flush=True))
-            saved[key]["seeds"] = args.seeds
-            store.write_text(json.dumps(saved))
+            record = run_record(args)
+            started = time.perf_counter()
+
+            def save(res, key=key, record=record, started=started):
+                res["run"] = {
+                    **record,
+                    "wall": time.perf_counter() - started,
+                    "load_end": list(os.getloadavg()),
+                }
+                saved[key] = res
+                store.write_text(json.dumps(saved))
+
+            save(run_problem(key, args.seeds, names, lambda s: print(s, flush=True), save))
             print(f"-- {key} done after {time.perf_counter() - wall:.0f} s wall", flush=True)
     timing = pool_timing() if args.pool_timing else saved.get("_pool_timing")
-    if not args.combine:
+    if not args.combine and args.model == "network":
         saved["_run"] = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     if not args.quick:
         saved["_pool_timing"] = timing
         store.write_text(json.dumps(saved))
     results = {k: saved[k] for k in PROBLEMS if k in saved}
     seeds = min(r["seeds"] for r in results.values())
-    command = "python benchmarks/active_learning.py " + (
-        "--quick" if args.quick else "--pool-timing"
-    )
+    if args.model == "network":  # the command of the saved 10-seed run
+        command = "python benchmarks/active_learning.py --model network --pool-timing"
+    else:
+        command = "; ".join(dict.fromkeys(r["run"]["command"] for r in results.values()))
     if not args.quick:
         write_report(
             results,
@@ -337,9 +408,11 @@ def main() -> None:
             command,
             saved.get("_run"),
             problems=PROBLEMS,
-            model=MODEL,
+            model=model_text(args.model),
             ours_names=OURS,
             root=ROOT,
+            report=ROOT / "results" / out.report,
+            figure=ROOT.parent / out.figure,
         )
     else:
         for row in verdicts(results, PROBLEMS, OURS)[0]:
