@@ -37,7 +37,7 @@ from sklearn.utils.validation import validate_data
 from .._param_validation import validate_params
 from .._training.callbacks import build_callbacks
 from .._training.loader import TensorBatchLoader
-from .._validation import check_fitted
+from .._validation import check_fitted, check_magnitude
 from ._device import check_device
 from ._torch_utils import inference_copy, module_stamp, resolve_optimizer
 
@@ -187,6 +187,7 @@ class NetworkEstimatorMixin:
         X = validate_data(
             self, X, reset=True, dtype=np.float64, ensure_min_samples=self._min_labelled_rows
         )
+        check_magnitude(X, "X")  # finite float64 by now, but too large to standardise?
         Y = self._encode_targets(y, X)
         self.n_tasks_ = Y.shape[1]
         keep = ~np.all(np.isnan(Y), axis=1)  # rows without any label teach nothing

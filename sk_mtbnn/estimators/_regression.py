@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from .._validation import check_magnitude, check_regression_targets
+from .._validation import check_regression_targets
 from ..nn.blr import LinearStats, heldout_noise_var
 from ._base import NetworkEstimatorMixin, TrainingData, column_scale
 from ._ensemble import EnsembleMixin
@@ -62,7 +62,6 @@ class MultiTaskRegressorBase(
             )
 
     def _encode_targets(self, y, X) -> np.ndarray:
-        check_magnitude(X, "X")  # X is validated (finite float64) by now
         return check_regression_targets(y, X, type(self).__name__)
 
     def _standardise_Y(self, Y: np.ndarray) -> np.ndarray:
