@@ -110,15 +110,10 @@ def standardised_targets(estimator, Y: np.ndarray) -> np.ndarray:
     return (Y - net._y_mean) / net._y_scale
 
 
-def inference_module(estimator) -> torch.nn.Module:
-    """A float64 copy of the fitted network in evaluation mode (safe to differentiate)."""
-    if len(members(estimator)) > 1:
-        raise ValueError(
-            "egl='all' differentiates one network, but the model is an ensemble "
-            "(n_estimators > 1): use egl='head' (closed form, averaged over the members), "
-            "or fit with n_estimators=1."
-        )
-    return copy.deepcopy(estimator._inference())
+def inference_module(net) -> torch.nn.Module:
+    """A float64 copy of one fitted network (an ensemble member) in evaluation mode (safe to
+    differentiate)."""
+    return copy.deepcopy(net._inference())
 
 
 def pool_progress(estimator, n_rows: int, chunk: int, verbose=None, *, repeats=1, desc="score"):

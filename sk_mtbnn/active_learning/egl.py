@@ -14,7 +14,9 @@ from ..nn.blr import with_bias
 from ._model import (
     as_inputs,
     inference_module,
+    members,
     pool_progress,
+    pool_scores,
     resolve,
     standardised_inputs,
     task_columns,
@@ -42,7 +44,11 @@ def expected_gradient_length(
     norm of the summed gradient would let gradients of different tasks cancel
     or merge). :class:`ClusterEGLSampling` uses the same convention in both of
     its modes. Per-sample gradients are vectorised with
-    :func:`torch.func.vmap`, in row chunks.
+    :func:`torch.func.vmap`, in row chunks. For an ensemble
+    (``n_estimators > 1``, the default on small data) the score is the
+    members' scores averaged, each member's pseudo-labels centred on its own
+    prediction with the mixture's predictive standard deviation (the same
+    draws for every member), as in the closed form of :class:`ClusterEGLSampling`.
 
     Parameters
     ----------
@@ -80,9 +86,25 @@ def expected_gradient_length(
     n_pseudo_labels = check_positive_int(n_pseudo_labels, "n_pseudo_labels")
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     estimator, transform = resolve(model)
-    Z = standardised_inputs(estimator, as_inputs(estimator, transform, X))
+    X = as_inputs(estimator, transform, X)
+    Z = standardised_inputs(estimator, X)
     tasks = task_columns(task, estimator.n_tasks_)
-    module = inference_module(estimator)
+    nets = members(estimator)
+    # An ensemble's pseudo-labels have the mixture's spread (law of total variance).
+    mixture_std = pool_scores(estimator, X, verbose=0).total_std if len(nets) > 1 else None
+    bar = pool_progress(estimator, len(Z), EGL_CHUNK, verbose, repeats=len(nets), desc="EGL")
+    with bar:
+        out = sum(
+            _member_egl(net, Z, tasks, parameters, n_pseudo_labels, seed, mixture_std, bar)
+            for net in nets
+        )
+    return out / len(nets)
+
+
+def _member_egl(net, Z, tasks, parameters, n_pseudo_labels, seed, mixture_std, bar):
+    """One network's summed per-task EGL of the standardised rows ``Z``; ``mixture_std``
+    (rows, tasks), if given, replaces its own predictive standard deviation."""
+    module = inference_module(net)
     named = dict(module.named_parameters())
     if parameters == "head":
         chosen = ["head.mean"]
@@ -112,12 +134,15 @@ def expected_gradient_length(
     }
     gen = torch.Generator(device="cpu").manual_seed(seed)
     out = np.zeros(len(Z))
-    bar = pool_progress(estimator, len(Z), EGL_CHUNK, verbose, desc="EGL")
     for start in range(0, len(Z), EGL_CHUNK):
         x = torch.as_tensor(Z[start : start + EGL_CHUNK], device=noise_var.device)
         with torch.no_grad():
             pred = module.head.predict(module(x))
         std = torch.sqrt(pred.epistemic + pred.aleatoric).T  # (B, T)
+        if mixture_std is not None:
+            std = torch.as_tensor(
+                mixture_std[start : start + len(x)], dtype=std.dtype, device=std.device
+            )
         eps = torch.randn((n_pseudo_labels, *std.shape), generator=gen, dtype=std.dtype)
         y = (pred.mean.T + std * eps.to(std.device)).reshape(-1, std.shape[1])
         xs = x.repeat(n_pseudo_labels, 1)
@@ -127,5 +152,4 @@ def expected_gradient_length(
             norms = sq.sqrt().reshape(n_pseudo_labels, -1).mean(0)
             out[start : start + len(x)] += norms.cpu().numpy()
         bar.update(len(x))
-    bar.close()
     return out
