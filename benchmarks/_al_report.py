@@ -64,10 +64,23 @@ def verdicts(results, problems, ours_names):
 
 
 def write_report(
-    results, seeds, timing, command, run, *, problems, model, ours_names, root, report, figure
+    results,
+    seeds,
+    timing,
+    command,
+    run,
+    *,
+    problems,
+    model,
+    ours_names,
+    root,
+    report,
+    figure,
+    other=None,
 ):
     """Write the markdown ``report`` and the learning curves ``figure``; ``model`` describes
-    the refitted model (``SparseMultiTaskBNNRegressor(...)``)."""
+    the refitted model (``SparseMultiTaskBNNRegressor(...)``); ``other``: ``(title, results)``
+    of another model's saved runs, compared side by side at the final budget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,6 +180,8 @@ def write_report(
             else ""
         )
     )
+    if other is not None:
+        lines += side_by_side(results, *other, problems)
     records = [(key, res["run"]) for key, res in results.items() if "run" in res]
     if records:
         lines.append(
@@ -182,3 +197,22 @@ def write_report(
             )
     report.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def side_by_side(results, title, other, problems):
+    """Final mean RMSE of the strategies both runs have, this run's model against ``other``."""
+    lines = [
+        f"\n## Against {title}\n",
+        "Final mean RMSE (largest budget), this model / the other one's saved runs "
+        "(its seeds may differ).\n",
+    ]
+    for key, res in results.items():
+        if key not in other:
+            continue
+        names = [m for m in res["runs"] if m in other[key]["runs"]]
+        cells = []
+        for m in names:
+            ours, theirs = (mean_curve(r["runs"][m])[1][-1] for r in (res, other[key]))
+            cells.append(f"{m} {ours:.3f} / {theirs:.3f}")
+        lines.append(f"- {problems[key][0]}: " + "; ".join(cells))
+    return lines

@@ -344,6 +344,15 @@ def run_record(args) -> dict:
     }
 
 
+def other_model(name):
+    """The network model's saved runs, to compare the default model's with."""
+    store = ROOT / "results" / OUTPUTS["network"].runs
+    if name == "network" or not store.exists():
+        return None
+    saved = json.loads(store.read_text())
+    return f"the network model `{model_text('network')}`", saved
+
+
 def main() -> None:
     global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -413,6 +422,7 @@ def main() -> None:
             root=ROOT,
             report=ROOT / "results" / out.report,
             figure=ROOT.parent / out.figure,
+            other=other_model(args.model),
         )
     else:
         for row in verdicts(results, PROBLEMS, OURS)[0]:
