@@ -5,23 +5,16 @@ linear head: the shared network's, and a private random-feature map of its
 own (the small-data regime's bump features,
 :mod:`sk_mtbnn._training.random_features`, at the lengthscale that the task's
 own evidence chooses -- what a single-task fit starts from). A task switches
-to its private features when
-
-* its held-out labels prefer them by two standard errors of the paired
-  per-label differences of log predictive density (head prior and noise
-  maximising the evidence of the training rows, for both maps alike), or,
-  for a task with fewer than :data:`MIN_HELDOUT_LABELS` held-out labels,
-* the evidence of all its labels prefers them by more than
-  :data:`EVIDENCE_MARGIN` nats. The shared features were trained on these
-  labels, so their evidence is optimistic: the bias favours sharing.
-
-Otherwise it keeps sharing, so tasks that gain from it keep the gain
-(docs/algorithms.rst, section "Negative transfer").
+to its private features when its held-out labels prefer them by two standard
+errors of the paired per-label differences of log predictive density (head
+prior and noise maximising the evidence of the training rows, for both maps
+alike). Otherwise -- also with fewer than :data:`MIN_HELDOUT_LABELS` held-out
+or :data:`MIN_TRAIN_LABELS` training labels -- it keeps sharing, so tasks that
+gain from it keep the gain (docs/algorithms.rst, section "Negative transfer").
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -45,10 +38,6 @@ MIN_TRAIN_LABELS = 10
 #: Lengthscales tried for the private features: every other one of the small-data regime's
 #: grid (8 values from 0.04 to 4, a factor 1.9 apart), which halves the cost of the check.
 PRIVATE_LENGTHSCALES = LENGTHSCALES[::2]
-#: Log Bayes factor (nats) of a task's labels for its private features that makes it leave:
-#: the evidence at the best of the 8 lengthscales exceeds the evidence averaged over a
-#: uniform prior on them by at most log(8) = 2.1 nats, and one nat more is asked.
-EVIDENCE_MARGIN = math.log(len(PRIVATE_LENGTHSCALES)) + 1.0
 #: Most rows (training, held-out) used by the comparison, drawn at random beyond.
 MAX_ROWS = 4000
 
@@ -58,9 +47,8 @@ class SharingDecision(NamedTuple):
 
     ``gain`` is the mean log predictive density per held-out label of the
     shared features minus that of the private ones (nats; > 0: sharing
-    helps); for a task with fewer than :data:`MIN_HELDOUT_LABELS` held-out
-    labels, the log Bayes factor of shared over private per label; NaN for a
-    task with fewer than :data:`MIN_TRAIN_LABELS` training labels (it shares).
+    helps); NaN for a task with fewer than :data:`MIN_HELDOUT_LABELS`
+    held-out or :data:`MIN_TRAIN_LABELS` training labels (it shares).
     """
 
     shared: np.ndarray
@@ -166,14 +154,12 @@ def choose_private_tasks(
     labelled = ~torch.isnan(y)
     n_valid = labelled[valid].sum(0)
     n_train = labelled[train].sum(0)
-    candidates = n_train >= MIN_TRAIN_LABELS
+    candidates = (n_train >= MIN_TRAIN_LABELS) & (n_valid >= MIN_HELDOUT_LABELS)
     if not bool(candidates.any()):
         return SharingDecision(shared, gain)
-    rows = torch.cat([train, valid])
     with torch.no_grad():
         work = float64_copy(module)
         densities = _heldout_log_densities(work, x, y, train, valid, alpha)
-        evidence = head_evidence_of_features(work(x[rows]), y[rows], alpha).log_evidence
         own = _OneTask(_private_backbone(module), module.backbone_columns)
         layout = draw_layout(own, x[train], generator)
         lengthscales = _own_lengthscales(own, layout, x[train], y[train], alpha)
@@ -182,22 +168,11 @@ def choose_private_tasks(
             set_random_features(own, layout, lengthscales[t])
             candidate.private.set_task(t, own.backbone)
         private = _heldout_log_densities(candidate, x, y, train, valid, alpha)
-        private_evidence = head_evidence_of_features(candidate(x[rows]), y[rows], alpha)
-    bayes_factor = (private_evidence.log_evidence - evidence).numpy()
-    n_labels = (n_train + n_valid).numpy()
     per_task = torch.split(densities, n_valid.tolist())
     per_task_private = torch.split(private, n_valid.tolist())
     for t in np.flatnonzero(candidates.numpy()):
-        heldout = bool(n_valid[t] >= MIN_HELDOUT_LABELS)
-        if heldout:
-            gain[t] = float((per_task[t] - per_task_private[t]).mean())
-        else:
-            gain[t] = -bayes_factor[t] / n_labels[t]
-        if (
-            _significantly_better(per_task_private[t], per_task[t])
-            if heldout
-            else bayes_factor[t] > EVIDENCE_MARGIN
-        ):
+        gain[t] = float((per_task[t] - per_task_private[t]).mean())
+        if _significantly_better(per_task_private[t], per_task[t]):
             shared[t] = False
             set_random_features(own, layout, lengthscales[t])
             module.private.set_task(int(t), own.backbone)

@@ -115,9 +115,8 @@ class SparseMultiTaskBNNRegressor(
         Protection against negative transfer. ``"auto"``: after training, each
         task compares the shared features with a private random-feature map
         of its own (lengthscale chosen by that task's evidence) and uses its
-        own when its held-out labels prefer them by two standard errors (with
-        fewer than 5 held-out labels: when the evidence of its labels prefers
-        them by a clear margin); the others keep sharing
+        own when its held-out labels prefer them by two standard errors; the
+        others (and tasks with fewer than 5 held-out labels) keep sharing
         (docs/algorithms.rst, section "Negative transfer"; ``shared_tasks_``).
         It applies with a Gaussian head, no branch layers, task inputs or
         random features, and a plain unpruned backbone of two layers or more
@@ -232,8 +231,8 @@ class SparseMultiTaskBNNRegressor(
     sharing_gain_ : ndarray of shape (n_tasks,)
         Per task, the held-out log predictive density per label of the shared
         features minus that of the task's private ones (nats; > 0: sharing
-        helps it); with fewer than 5 held-out labels, the log Bayes factor per
-        label; NaN where the task had fewer than 10 training labels.
+        helps it); NaN where the task had fewer than 5 held-out or 10
+        training labels.
     regime_ : {"evidence", "network"}
         The regime used (see ``regime``).
     log_marginal_likelihood_value_ : float
