@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_array
 from .._validation import _nullable_as_float
 from ..nn.blr import linear_stats
 from ._base import TrainingData, layer_sizes
-from ._torch_utils import inference_copy
+from ._torch_utils import inference_copy, one_thread
 
 #: Most labelled rows for which ``regime="auto"`` fits by evidence.
 EVIDENCE_MAX_ROWS = 1000
@@ -54,7 +54,8 @@ class EvidenceRegimeMixin:
     # ---------------------------------------------------- the evidence regime
     def _train(self, module, data: TrainingData, max_epochs=None) -> None:
         if max_epochs is None and self._evidence_regime(module, len(data.X)):
-            self._fit_by_evidence(module, data)
+            with one_thread():  # small full-batch work: more threads only slow it down
+                self._fit_by_evidence(module, data)
         else:
             if np.ndim(self._alpha):
                 raise ValueError(
