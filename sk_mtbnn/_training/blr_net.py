@@ -8,7 +8,6 @@ from torch import Tensor
 from ..aggregators.base import GradientMoments
 from ..nn.blr import isotropic_prior, linear_stats, posterior, residual_variance, with_bias
 from ..nn.heads import masked_task_mean
-from .callbacks import diverged_error
 from .net import MultiTaskNet, regression_gradient_moments
 
 
@@ -60,11 +59,7 @@ class BayesAggRegressionNet(MultiTaskNet):
     def representation_losses(self, h: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Squared errors of the batch posterior's mean heads; gathers the epoch's statistics."""
         h64, y = h.double(), y.double()
-        hd = h64.detach()
-        if not bool(torch.isfinite(hd).all()):
-            # A step too large sent the representation to infinity: say so before
-            # the posterior's Cholesky factorisation fails on it.
-            raise diverged_error(self)
+        hd = h64.detach()  # finite: representation_step checks it
         stats = linear_stats(hd.unsqueeze(0).expand(self.module_.n_tasks, *hd.shape), y)
         self.epoch_stats_ = stats if self.epoch_stats_ is None else self.epoch_stats_ + stats
         self.batch_posterior_ = posterior(stats, self.noise_var_, *self.full_prior_)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ..aggregators.base import GradientMoments, RepresentationAggregator
 from ..nn.blr import with_bias
 from ..nn.heads import masked_task_mean
+from .callbacks import diverged_error
 
 
 class TaskLosses(nn.Module):
@@ -186,6 +187,10 @@ class MultiTaskNet(NeuralNet):
         divided by the batch size.
         """
         h = self.shared_representation(x)
+        if not bool(torch.isfinite(h).all()):
+            # A step too large sent the representation to infinity: say so before
+            # a head's Cholesky factorisation fails on it.
+            raise diverged_error(self)
         leaf = h.detach().requires_grad_()
         losses, present, y_pred = self.representation_losses(leaf, y)
         if not bool(present.any()):

@@ -89,6 +89,22 @@ def test_learning_rate_1e6_says_lower_the_learning_rate(optimizer):
         est.fit(X, y)
 
 
+def test_classifier_learning_rate_1e6_says_lower_the_learning_rate():
+    # Was: linalg.cholesky in the classification head's Newton step (SGD).
+    rng = np.random.RandomState(0)
+    X = rng.randn(150, 2)
+    Y = (np.c_[X.sum(1), X[:, 0] ** 2] + 0.1 * rng.randn(150, 2) > 0).astype(int)
+    est = BayesAggMTLClassifier(
+        hidden_layer_sizes=(16, 16),
+        learning_rate=1e6,
+        optimizer="sgd",
+        max_epochs=30,
+        random_state=0,
+    )
+    with pytest.raises(RuntimeError, match=r"Training diverged .*Lower learning_rate"):
+        est.fit(X, Y)
+
+
 def test_learning_rate_1e6_warns_when_the_fit_ends_finite():
     # BayesAgg's closed-form heads on a saturated backbone give a finite fit (measured on
     # 150 rows with (16, 16): R² 0.75 against 0.73 at the default rate after 2 epochs, 0.81
