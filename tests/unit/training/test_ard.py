@@ -125,3 +125,20 @@ def test_training_that_does_not_beat_the_baseline_leaves_the_baseline():
     assert outcome.n_steps == 0
     for name, value in module.state_dict().items():
         torch.testing.assert_close(value, baseline.state_dict()[name].to(value.dtype))
+
+
+def test_tasks_that_depend_on_different_columns_get_relevances_of_their_own():
+    rng = np.random.RandomState(3)
+    X = rng.uniform(-1.7, 1.7, size=(200, 3))
+    Y = np.column_stack([np.sin(2 * X[:, 0]), np.sin(2 * X[:, 1])]) + 0.05 * rng.randn(200, 2)
+    x = torch.as_tensor((X - X.mean(0)) / X.std(0))
+    y = torch.as_tensor((Y - Y.mean(0)) / Y.std(0))
+    net = MultiTaskNetwork(3, 2, hidden_layer_sizes=(32, 32)).double()
+    choice = choose_lengthscale(net, x, y, generator=torch.Generator().manual_seed(4))
+    relevance = choice.layout.relevance
+    # One set of relevances cannot serve both tasks: the evidence takes the
+    # layout whose pairs are shared out, pair p with task p mod 2's relevances.
+    assert relevance.shape == (len(choice.layout.units), 3)
+    own = {t: relevance[t::2][0] for t in (0, 1)}
+    assert own[0][0] > own[0][1] and own[1][1] > own[1][0], own
+    assert torch.all(relevance[:, 2] < relevance.max(1).values)  # x2 drives neither task
