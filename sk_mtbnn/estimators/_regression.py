@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
+from .._docstrings import fill_doc
 from .._validation import check_regression_targets
 from ..nn.blr import LinearStats, heldout_noise_var
 from ._base import NetworkEstimatorMixin, TrainingData, column_scale
@@ -244,6 +245,7 @@ class MultiTaskRegressorBase(
         epistemic = self._moments(X)[1]
         self._epistemic_reference = np.maximum(np.median(np.sqrt(epistemic), axis=0), 1e-300)
 
+    @fill_doc
     def ood_score(self, X):
         """Out-of-distribution score of each row: how unfamiliar the model finds it.
 
@@ -255,8 +257,7 @@ class MultiTaskRegressorBase(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
+        %(X_query)s
 
         Returns
         -------

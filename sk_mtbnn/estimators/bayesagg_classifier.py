@@ -9,18 +9,20 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
-from .._param_validation import Interval, Real, positive_float, positive_int
+from .._docstrings import fill_doc
+from .._param_validation import positive_int
 from .._training.classifier_net import ClassificationLosses, MultiTaskClassifierNet
 from .._validation import task_label
 from ..aggregators import BayesAgg, RepresentationAggregator, resolve_aggregator
 from ..aggregators.bayesagg import check_bayesagg
 from ..nn.classification import MultiTaskClassificationNetwork
 from ._base import NetworkEstimatorMixin, TrainingData, layer_sizes
-from ._constraints import NETWORK_CONSTRAINTS
+from ._constraints import BAYESAGG_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._labels import label_array, missing_mask, task_labels
 from ._torch_utils import PREDICT_CHUNK, iter_chunks
 
 
+@fill_doc
 class BayesAggMTLClassifier(
     NetworkEstimatorMixin, MultiOutputMixin, ClassifierMixin, BaseEstimator
 ):
@@ -48,10 +50,7 @@ class BayesAggMTLClassifier(
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(128, 128)
-        Widths of the shared backbone's hidden layers.
-    activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
-        Activation of the backbone.
+    %(backbone_params)s
     aggregator : str or object, default="bayesagg"
         How task gradients reach the backbone: ``"bayesagg"``, a
         :class:`~sk_mtbnn.aggregators.BayesAgg` with custom settings (then
@@ -73,25 +72,19 @@ class BayesAggMTLClassifier(
         The value marking a missing label in ``y``.
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser.
-    learning_rate : float, default=3e-3
-        Initial learning rate (cosine decay to zero).
+    %(learning_rate_param)s
     weight_decay : float, default=1e-4
         Decoupled weight decay on the backbone weights.
-    max_epochs : int or "auto", default="auto"
-        Passes over the data; ``"auto"`` aims at about 3,000 optimiser steps.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` is ``min(128, n_samples)``.
+    %(epochs_params)s
     validation_fraction : float or None, default=0.2
         Fraction of the rows held out for early stopping on the validation
         cross-entropy. None trains for ``max_epochs``.
     n_iter_no_change : int, default=20
         Patience of early stopping, in epochs.
-    device : str, default="cpu"
-        Torch device.
+    %(device_param)s
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, the split and the Monte Carlo draws.
-    verbose : int, default=0
-        0 silent; 1 skorch's epoch table; 2 adds a progress bar.
+    %(verbose_param)s
 
     Attributes
     ----------
@@ -143,10 +136,8 @@ class BayesAggMTLClassifier(
     _parameter_constraints: ClassVar[dict] = {
         **NETWORK_CONSTRAINTS,
         "aggregator": "no_validation",  # a name or an object: resolve_aggregator checks it
-        "gamma": [positive_float()],
-        "s": [Interval(Real, 0, 1, closed="right")],
+        **BAYESAGG_CONSTRAINTS,
         "n_mc_samples": [positive_int()],
-        "ls_epochs": [positive_int(0)],
         "missing_label": "no_validation",  # any scalar
     }
 
@@ -314,13 +305,13 @@ class BayesAggMTLClassifier(
             )
         return out
 
+    @fill_doc
     def predict_proba(self, X):
         """Posterior predictive class probabilities.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
+        %(X_query)s
 
         Returns
         -------
@@ -332,13 +323,13 @@ class BayesAggMTLClassifier(
         probs = self._task_probabilities(X)
         return probs[0] if self.n_tasks_ == 1 else probs
 
+    @fill_doc
     def predict(self, X):
         """Most probable class of each task, as the original label values.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
+        %(X_query)s
 
         Returns
         -------
@@ -353,6 +344,7 @@ class BayesAggMTLClassifier(
             labels = [lab.astype(object) for lab in labels]
         return np.column_stack(labels)
 
+    @fill_doc
     def predictive_entropy(self, X):
         """Entropy (nats) of each task's posterior predictive distribution.
 
@@ -360,8 +352,7 @@ class BayesAggMTLClassifier(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Query points.
+        %(X_query)s
 
         Returns
         -------
@@ -372,13 +363,13 @@ class BayesAggMTLClassifier(
         ent = [-(p * np.log(np.clip(p, 1e-300, None))).sum(1) for p in probs]
         return ent[0] if self.n_tasks_ == 1 else np.column_stack(ent)
 
+    @fill_doc
     def score(self, X, y, sample_weight=None):
         """Mean accuracy over tasks, each on its labelled entries.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Test inputs.
+        %(X_test)s
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             True labels; ``missing_label`` entries are skipped.
         sample_weight : array-like of shape (n_samples,), default=None

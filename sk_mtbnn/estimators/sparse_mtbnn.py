@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
+from .._docstrings import fill_doc
 from .._param_validation import (
     LayerSizes,
     StrOptions,
@@ -31,6 +32,7 @@ from ._task_inputs import resolve_task_inputs
 from ._task_sharing import AdaptiveSharingMixin
 
 
+@fill_doc
 class SparseMultiTaskBNNRegressor(
     AdaptiveSharingMixin, EvidenceRegimeMixin, MultiTaskRegressorBase
 ):
@@ -160,18 +162,11 @@ class SparseMultiTaskBNNRegressor(
         subtracted from the noise chosen on held-out rows.
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser of all parameters.
-    learning_rate : float, default=3e-3
-        Initial learning rate; it follows a cosine decay to zero over the
-        training.
+    %(learning_rate_param)s
     weight_decay : float, default=1e-4
         Decoupled weight decay on backbone and branch weights (heads are
         regularised by their prior instead).
-    max_epochs : int or "auto", default="auto"
-        Number of passes over the data. ``"auto"`` aims at about
-        3,000 optimiser steps (at least 10 epochs), so small data
-        sets get enough steps and large ones few passes.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` is ``min(128, n_samples)``.
+    %(epochs_params)s
     validation_fraction : float or None, default=0.2
         Fraction of the rows held out for early stopping on the predictive
         negative log-likelihood (the best epoch's weights are restored) and
@@ -192,21 +187,13 @@ class SparseMultiTaskBNNRegressor(
     normalize_y : bool, default=True
         Standardise each task's targets (over its labelled entries) for
         training; predictions are returned in the original units.
-    n_targets : int, default=None
-        Number of tasks of the prior, used by ``predict`` and ``sample_y``
-        before ``fit`` (None: one); ignored once fitted, as in
-        :class:`~sklearn.gaussian_process.GaussianProcessRegressor`.
-    device : str, default="cpu"
-        Torch device for training and prediction.
-    n_jobs : int, default=None
-        Parallel jobs training the ensemble members (joblib; ``None`` is 1
-        unless in a :func:`joblib.parallel_config` context, ``-1`` all
-        cores). Results do not depend on it.
+    %(n_targets_param)s
+    %(device_param)s
+    %(n_jobs_param)s
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, the validation split and the
         aggregator; an int gives reproducible fits.
-    verbose : int, default=0
-        0 silent; 1 prints skorch's table of epochs; 2 adds a progress bar.
+    %(verbose_param)s
 
     Attributes
     ----------
