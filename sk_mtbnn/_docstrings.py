@@ -69,6 +69,16 @@ n_jobs : int, default=None
 verbose : int, default=0
     0 silent; 1 prints skorch's table of epochs; 2 a progress bar for the
     whole fit (over the members, for an ensemble); 3 each member's bar too.""",
+    "feature_attributes": """\
+n_features_in_ : int
+    Number of features seen during fit.
+feature_names_in_ : ndarray
+    Names of features seen during fit, when ``X`` has string column names.""",
+    "bayesagg_reference": """\
+References
+----------
+.. [1] I. Achituve, I. Diamant, A. Netzer, G. Chechik, E. Fetaya. "Bayesian
+   Uncertainty for Gradient Aggregation in Multi-Task Learning", ICML 2024.""",
     # Query strategies (sk_mtbnn.active_learning).
     "learner": """\
 learner : modAL learner or fitted sk_mtbnn regressor

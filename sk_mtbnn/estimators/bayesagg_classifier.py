@@ -100,19 +100,13 @@ class BayesAggMTLClassifier(
         With BayesAgg, each task's mean weight per epoch.
     n_epochs_ : int
         Epochs trained.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray
-        Names of features seen during fit, when ``X`` has string column names.
+    %(feature_attributes)s
 
     See Also
     --------
     BayesAggMTLRegressor : The regression twin.
 
-    References
-    ----------
-    .. [1] I. Achituve, I. Diamant, A. Netzer, G. Chechik, E. Fetaya. "Bayesian
-       Uncertainty for Gradient Aggregation in Multi-Task Learning", ICML 2024.
+    %(bayesagg_reference)s
 
     Examples
     --------

@@ -116,20 +116,14 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
     masks_ : list
         Backbone masks per task and layer (all ones: BayesAgg needs one
         shared representation).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray
-        Names of features seen during fit, when ``X`` has string column names.
+    %(feature_attributes)s
 
     See Also
     --------
     BayesAggMTLClassifier : The classification twin.
     SparseMultiTaskBNNRegressor : Accepts ``aggregator="bayesagg"`` with VBLL heads.
 
-    References
-    ----------
-    .. [1] I. Achituve, I. Diamant, A. Netzer, G. Chechik, E. Fetaya. "Bayesian
-       Uncertainty for Gradient Aggregation in Multi-Task Learning", ICML 2024.
+    %(bayesagg_reference)s
 
     Examples
     --------
