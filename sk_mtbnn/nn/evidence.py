@@ -261,6 +261,7 @@ def maximise_evidence(
     noise_var_bounds: tuple[float, float] = NOISE_VAR_BOUNDS,
     fallback_noise_var: float = 1.0,
     max_iter: int = 500,
+    warm_start: Evidence | None = None,
 ) -> Evidence:
     """Prior and noise variance of each task's head that maximise its evidence.
 
@@ -285,6 +286,10 @@ def maximise_evidence(
         standardised targets).
     max_iter : int, default=500
         Most L-BFGS-B iterations from each of the two starts.
+    warm_start : Evidence, default=None
+        One start at these prior and noise variances instead of the two
+        default starts (for a search over nearby features, where the optimum
+        moves little); ignored when ``noise_var`` is given.
 
     Returns
     -------
@@ -308,8 +313,19 @@ def maximise_evidence(
     else:
         free = np.zeros(len(count), dtype=bool)
         start = np.broadcast_to(_numpy(torch.as_tensor(noise_var)), count.shape).copy()
+    prior_start = None
+    if warm_start is not None and noise_var is None:
+        prior_start = _numpy(warm_start.prior_var).copy()
+        start = np.where(free, _numpy(warm_start.noise_var), start)
     prior, noise, lml = _optimise(
-        [(spec, 1.0)], float(alpha), start, free, prior_var_bounds, noise_var_bounds, max_iter
+        [(spec, 1.0)],
+        float(alpha),
+        start,
+        free,
+        prior_var_bounds,
+        noise_var_bounds,
+        max_iter,
+        prior_start=prior_start,
     )
     prior = np.where(count == 0, 1.0 / spec.values.shape[1], prior)
     return _evidence(prior, noise, np.where(count == 0, 0.0, lml), like=stats.yy)

@@ -260,3 +260,17 @@ def test_tasks_are_independent():
             # Summed objectives of independent tasks: the same optimum per task
             # up to L-BFGS-B's stopping tolerance.
             np.testing.assert_allclose(float(a[t]), float(b[0]), rtol=1e-4)
+
+
+def test_a_warm_start_near_the_optimum_finds_bayesian_ridges_optimum():
+    phi, y = problem(n=60, f=5, n_tasks=2, seed=1)
+    stats_ = linear_stats(phi, y)
+    cold = maximise_evidence(stats_)
+    # A start a factor 3 off in both variances (as the ARD search's nearby features give).
+    near = cold._replace(prior_var=cold.prior_var * 3, noise_var=cold.noise_var / 3)
+    warm = maximise_evidence(stats_, warm_start=near)
+    for t in range(2):
+        ref = bayesian_ridge(phi[t], y[:, t])
+        # As above: L-BFGS-B's gradient tolerance against MacKay's fixed point.
+        np.testing.assert_allclose(float(warm.noise_var[t]), 1.0 / ref.alpha_, rtol=1e-5)
+        np.testing.assert_allclose(float(warm.log_evidence[t]), ref.scores_[-1], rtol=1e-9)
