@@ -209,7 +209,10 @@ class AdaptiveSharingMixin:
         module = self.net_.module_
         decision = None
         refines = getattr(self, "refine_head", True)
-        if data.valid is not None and refines and can_share_adaptively(module):
+        # A head prior relates the heads on the shared features: it is the sharing there
+        # (measured: private features for two of six tasks broke its recovered groups).
+        related = getattr(self, "head_prior", None) is not None
+        if data.valid is not None and refines and not related and can_share_adaptively(module):
             X = np.concatenate([data.train[0], data.valid[0]])
             Y = np.concatenate([data.train[1], data.valid[1]])
             n_train = len(data.train[0])

@@ -120,8 +120,9 @@ class SparseMultiTaskBNNRegressor(
         own when its held-out labels prefer them by two standard errors; the
         others (and tasks with fewer than 5 held-out labels) keep sharing
         (docs/algorithms.rst, section "Negative transfer"; ``shared_tasks_``).
-        It applies with a Gaussian head, no branch layers, task inputs or
-        random features, and a plain unpruned backbone of two layers or more
+        It applies with a Gaussian head, no branch layers, task inputs,
+        random features or ``head_prior`` (which relates the heads on the
+        shared features), and a plain unpruned backbone of two layers or more
         with a ramp-like activation. ``"all"``: every task uses the shared
         network.
     aggregator : str or object, default="mean"

@@ -69,3 +69,11 @@ def test_a_head_prior_keeps_predictions_finite_and_the_regime_network():
     ).fit(X[:40], Y[:40])
     assert est.regime_ == "network"  # the priors condition mini-batch-trained heads
     assert np.isfinite(est.predict(X, return_std=True)[1]).all()
+
+
+def test_a_head_prior_keeps_every_task_on_the_shared_features():
+    # The prior relates the heads on the shared features; sharing="auto" sent two of
+    # these six tasks to private features (seed 0), which broke the recovered groups.
+    X, Y, _ = two_groups(0)
+    est = SparseMultiTaskBNNRegressor(head_prior="clustering", random_state=0, **FAST).fit(X, Y)
+    assert est.shared_tasks_.all()
