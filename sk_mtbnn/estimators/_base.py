@@ -35,11 +35,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from .._param_validation import validate_params
+from .._threads import one_thread
 from .._training.callbacks import build_callbacks
 from .._training.loader import TensorBatchLoader
 from .._validation import check_fitted, check_magnitude
 from ._device import check_device
-from ._torch_utils import inference_copy, module_stamp, one_thread, resolve_optimizer
+from ._torch_utils import inference_copy, module_stamp, resolve_optimizer
 
 #: Mini-batch training runs on one torch thread up to this many batch rows x widest layer.
 ONE_THREAD_WORK = 2**18

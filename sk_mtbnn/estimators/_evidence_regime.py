@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
+from .._threads import one_thread
 from .._validation import _nullable_as_float
 from ..nn.blr import linear_stats
 from ._base import TrainingData, layer_sizes
-from ._torch_utils import inference_copy, one_thread
+from ._torch_utils import inference_copy
 
 #: Most labelled rows for which ``regime="auto"`` fits by evidence.
 EVIDENCE_MAX_ROWS = 1000

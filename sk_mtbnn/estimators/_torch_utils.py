@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -14,26 +13,6 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch
 
 #: Rows per chunk at prediction time: bounds memory on very large inputs.
 PREDICT_CHUNK = 8192
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """One torch intra-op thread and one BLAS thread inside, the previous counts restored after.
-
-    For small full-batch work (the evidence regime: a few hundred rows times a
-    few hundred features) more threads only add synchronisation; on busy
-    cores they cost far more. Measured on 2 shared cores, n = 300: a default
-    fit took 60 CPU-s with the default threads and 2.1 CPU-s with one.
-    """
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def resolve_optimizer(spec):

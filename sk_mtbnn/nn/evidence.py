@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from .._docstrings import fill_doc
+from .._threads import one_blas_thread
 from .blr import LinearStats
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -208,7 +209,6 @@ def _optimise(
     A ``prior_start`` replaces them by one start there (a warm start).
     """
     from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
 
     spec = terms[0][0]
     n_tasks = len(spec.count)
@@ -232,7 +232,7 @@ def _optimise(
         # One BLAS thread: L-BFGS-B's tiny BLAS calls with OpenBLAS threads on
         # busy cores were measured 57x slower (9.7 s against 0.17 s for the
         # lengthscale search of a 460-row, 2-task problem on 2 shared cores).
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             x = minimize(
                 _signed_objective,
                 x0,

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from sk_mtbnn import SparseMultiTaskBNNRegressor
+from sk_mtbnn._threads import one_thread
 from sk_mtbnn.estimators import _base
-from sk_mtbnn.estimators._torch_utils import one_thread
 
 
 @pytest.fixture
@@ -52,3 +52,26 @@ def test_a_small_fit_trains_on_one_thread(two_threads, monkeypatch, regime):
     ).fit(X, np.sin(3 * X[:, 0]))
     assert seen == [1]
     assert torch.get_num_threads() == 2
+
+
+def test_a_blas_limit_inside_one_thread_is_not_set_again(monkeypatch):
+    import threadpoolctl
+
+    calls = []
+    original = threadpoolctl.threadpool_limits
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", counting)
+    from sk_mtbnn._threads import one_blas_thread
+
+    with one_thread():
+        for _ in range(3):  # as the evidence search does once per L-BFGS run
+            with one_blas_thread():
+                pass
+    assert len(calls) == 1
+    with one_blas_thread():  # outside again: the limit is set
+        pass
+    assert len(calls) == 2
