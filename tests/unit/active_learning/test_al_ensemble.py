@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from sk_mtbnn import SparseMultiTaskBNNRegressor
 from sk_mtbnn.active_learning import (
     cluster_egl_sampling,
     gsy_sampling,
@@ -14,15 +13,8 @@ from sk_mtbnn.active_learning._model import pool_scores
 
 
 @pytest.fixture(scope="module")
-def fitted():
-    rng = np.random.RandomState(0)
-    X = rng.uniform(-2, 2, size=(60, 2))
-    y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 1] ** 2]) + 0.05 * rng.randn(60, 2)
-    est = SparseMultiTaskBNNRegressor(
-        hidden_layer_sizes=(16,), max_epochs=20, n_estimators=3, random_state=0
-    ).fit(X, y)
-    pool = rng.uniform(-3, 3, size=(200, 2))
-    return est, X, y, pool
+def fitted(fitted_ensemble):
+    return fitted_ensemble
 
 
 def test_pool_scores_are_the_mixtures_moments(fitted):

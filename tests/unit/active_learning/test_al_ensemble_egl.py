@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from sk_mtbnn import SparseMultiTaskBNNRegressor
 from sk_mtbnn.active_learning import cluster_egl_sampling, expected_gradient_length
 from sk_mtbnn.active_learning._model import pool_scores
 
@@ -15,14 +14,9 @@ HALF_NORMAL_RELATIVE_SD = math.sqrt((1 - 2 / math.pi) / (2 / math.pi))
 
 
 @pytest.fixture(scope="module")
-def ensemble():
-    rng = np.random.RandomState(0)
-    X = rng.uniform(-2, 2, size=(60, 2))
-    y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 1] ** 2]) + 0.05 * rng.randn(60, 2)
-    est = SparseMultiTaskBNNRegressor(
-        hidden_layer_sizes=(16,), max_epochs=20, n_estimators=3, random_state=0
-    ).fit(X, y)
-    return est, X, rng.uniform(-3, 3, size=(100, 2))
+def ensemble(fitted_ensemble):
+    est, X, _, pool = fitted_ensemble
+    return est, X, pool[:100]
 
 
 def test_head_egl_of_an_ensemble_equals_the_closed_form(ensemble):
