@@ -26,3 +26,25 @@ def multitask_data():
     y += 0.1 * rng.standard_normal(y.shape)
     y[::3, 1] = np.nan
     return X, y
+
+
+@pytest.fixture
+def ctrl_c_after_two_epochs(monkeypatch):
+    """Every network training of the test gets KeyboardInterrupt at epoch 2.
+
+    ``monkeypatch.undo()`` in the test ends it (the fixture shares the test's
+    ``monkeypatch``).
+    """
+    from skorch.callbacks import Callback
+
+    from sk_mtbnn.estimators import _base
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt  # what Ctrl-C raises; skorch ends training
+
+    original = _base.build_callbacks
+    monkeypatch.setattr(
+        _base, "build_callbacks", lambda **kw: [*original(**kw), ("ctrl_c", CtrlC())]
+    )

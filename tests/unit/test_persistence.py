@@ -490,20 +490,7 @@ def test_load_refuses_attributes_that_replace_methods(saved, name):
         sk_mtbnn.load(saved)
 
 
-def test_an_interrupted_fit_round_trips(monkeypatch, tmp_path):
-    from skorch.callbacks import Callback
-
-    from sk_mtbnn.estimators import _base
-
-    class CtrlC(Callback):
-        def on_epoch_end(self, net, **kwargs):
-            if len(net.history) == 2:
-                raise KeyboardInterrupt  # what Ctrl-C raises; skorch ends training
-
-    original = _base.build_callbacks
-    monkeypatch.setattr(
-        _base, "build_callbacks", lambda **kw: [*original(**kw), ("ctrl_c", CtrlC())]
-    )
+def test_an_interrupted_fit_round_trips(monkeypatch, ctrl_c_after_two_epochs, tmp_path):
     reg = _fit(S((8,), max_epochs=10, random_state=0), X, Y)
     monkeypatch.undo()
     assert reg.training_interrupted_ and reg.n_epochs_ == 2

@@ -84,20 +84,9 @@ def test_classifier_bayesagg_needs_a_hidden_layer(data):
         BayesAggMTLClassifier(**{**FAST, "hidden_layer_sizes": ()}).fit(X, y > 0)
 
 
-def test_ctrl_c_during_training_warns_and_leaves_a_refined_consistent_model(data, monkeypatch):
-    from skorch.callbacks import Callback
-
-    from sk_mtbnn.estimators import _base
-
-    class CtrlC(Callback):
-        def on_epoch_end(self, net, **kwargs):
-            if len(net.history) == 2:
-                raise KeyboardInterrupt  # what Ctrl-C raises; skorch ends training
-
-    original = _base.build_callbacks
-    monkeypatch.setattr(
-        _base, "build_callbacks", lambda **kw: [*original(**kw), ("ctrl_c", CtrlC())]
-    )
+def test_ctrl_c_during_training_warns_and_leaves_a_refined_consistent_model(
+    data, ctrl_c_after_two_epochs
+):
     X, y = data
     with pytest.warns(UserWarning, match="interrupted after 2 of 30 epochs"):
         est = SparseMultiTaskBNNRegressor(**{**FAST, "max_epochs": 30}).fit(X, y)
