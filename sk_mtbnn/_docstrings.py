@@ -74,6 +74,27 @@ n_features_in_ : int
     Number of features seen during fit.
 feature_names_in_ : ndarray
     Names of features seen during fit, when ``X`` has string column names.""",
+    # Protection against negative transfer (sharing="auto").
+    "sharing_param": """\
+sharing : {"auto", "all"}, default="auto"
+    Protection against negative transfer. ``"auto"``: after training, each
+    task compares the shared features with a private random-feature map of
+    its own (lengthscale chosen by that task's evidence) and uses its own
+    when its held-out labels prefer them by two standard errors; the others
+    (and tasks with fewer than 5 held-out or 10 training labels) keep
+    sharing (docs/algorithms.rst, section "Negative transfer";
+    ``shared_tasks_``). It needs a validation split and a backbone of two
+    layers or more with a ramp-like activation (not tanh); otherwise every
+    task shares. ``"all"``: every task uses the shared network.""",
+    "sharing_attributes": """\
+shared_tasks_ : ndarray of bool of shape (n_tasks,)
+    Which tasks use the shared features (see ``sharing``); all True with
+    ``sharing="all"``.
+sharing_gain_ : ndarray of shape (n_tasks,)
+    Per task, the held-out log predictive density per label of the shared
+    features minus that of the task's private alternative (nats; > 0:
+    sharing helps it); NaN where no comparison was made (too few labels,
+    ``sharing="all"``, or a network the check does not apply to).""",
     "bayesagg_reference": """\
 References
 ----------

@@ -22,10 +22,11 @@ from ._base import TrainingData, layer_sizes, seeded
 from ._constraints import BAYESAGG_CONSTRAINTS, ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._prior import PriorModel
 from ._regression import MultiTaskRegressorBase
+from ._task_sharing import AdaptiveSharingMixin
 
 
 @fill_doc
-class BayesAggMTLRegressor(MultiTaskRegressorBase):
+class BayesAggMTLRegressor(AdaptiveSharingMixin, MultiTaskRegressorBase):
     """Multi-task regressor trained with BayesAgg-MTL.
 
     A shared MLP whose last representation ``h`` feeds one linear head per
@@ -68,6 +69,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         and the predictions hold only the noise that ``alpha`` does not
         explain. Per-row known noise needs
         :class:`SparseMultiTaskBNNRegressor`'s evidence regime.
+    %(sharing_param)s
     n_estimators : int, default=1
         Members of a deep ensemble: independently initialised networks whose
         predictions are combined as an equal-weight mixture (the spread of
@@ -109,6 +111,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
     elbo_ : float
         Log marginal likelihood of the training targets under the final
         heads (the ELBO is exact for a conditioned Bayesian linear head).
+    %(sharing_attributes)s
     estimators_ : list of estimators
         The fitted members when ``n_estimators > 1``.
     n_epochs_ : int
@@ -147,6 +150,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         **BAYESAGG_CONSTRAINTS,
         "tau": [StrOptions({"auto"}), positive_float()],
         "alpha": [positive_float(allow_zero=True)],
+        "sharing": [StrOptions({"auto", "all"})],
         "normalize_y": ["boolean"],
         "n_targets": [None, positive_int()],
     }
@@ -161,6 +165,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         s=0.3,
         ls_epochs=1,
         alpha=0.0,
+        sharing="auto",
         n_estimators=1,
         optimizer="adamw",
         learning_rate=3e-3,
@@ -183,6 +188,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self.s = s
         self.ls_epochs = ls_epochs
         self.alpha = alpha
+        self.sharing = sharing
         self.n_estimators = n_estimators
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -203,12 +209,16 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
         self._alpha = float(self.alpha)  # subtracted from the held-out noise after training
 
     def _build_module(self, data: TrainingData) -> MultiTaskNetwork:
-        module = self._make_module(self.n_features_in_, self.n_tasks_, data.seed)
+        module = self._make_module(
+            self.n_features_in_, self.n_tasks_, data.seed, private=self._private_slot(None)
+        )
         for p in module.head.parameters():  # heads are closed-form posteriors
             p.requires_grad_(False)
         return module
 
-    def _make_module(self, n_features: int, n_tasks: int, seed: int) -> MultiTaskNetwork:
+    def _make_module(
+        self, n_features: int, n_tasks: int, seed: int, private: bool = False
+    ) -> MultiTaskNetwork:
         sizes = layer_sizes(self.hidden_layer_sizes)
         return MultiTaskNetwork(
             n_features,
@@ -223,6 +233,7 @@ class BayesAggMTLRegressor(MultiTaskRegressorBase):
                 "noise_std": 1.0 if self.tau == "auto" else self.tau,
                 "seed": seed,
             },
+            private_features=private,
         )
 
     def _prior_model(self, n_features: int) -> PriorModel:
