@@ -1,4 +1,4 @@
-"""What the processes of a data-parallel fit exchange: gradients, epoch losses, head statistics.
+"""What the processes of a data-parallel fit exchange: gradients, epoch losses, row work.
 
 Every function here is a collective of :mod:`torch.distributed`: all processes
 of the group call it at the same point, with tensors of the same shapes.
@@ -6,13 +6,16 @@ of the group call it at the same point, with tensors of the same shapes.
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from skorch.callbacks import Callback
+
+from ..estimators._regression import RowWork
 
 #: Name of the callback in a net's callbacks.
 SYNC_CALLBACK = "data_parallel_sync"
@@ -115,15 +118,60 @@ class GradientSync(Callback):
             )
 
 
-def allreduce_statistics(stats):
-    """The sum over the processes of each tensor of ``stats`` (a ``LinearStats``), in one call."""
-    flat = torch.cat([s.reshape(-1) for s in stats])
-    dist.all_reduce(flat)
-    out, offset = [], 0
-    for s in stats:
-        out.append(flat[offset : offset + s.numel()].view_as(s))
-        offset += s.numel()
-    return type(stats)(*out)
+class SharedRowWork(RowWork):
+    """Process 0's row work at the end of a fit, shared with the other processes.
+
+    Each call of :meth:`run` sends the other processes the method to call, the
+    float64 inference copy of the network it is to be called with (process 0's
+    state at that point: the private features of ``sharing="auto"`` and the
+    refined heads included) and each its contiguous part of the rows; every
+    process computes its part, and process 0 combines the parts in row order
+    (summed, or concatenated). The other processes run :func:`serve_row_work`
+    until :meth:`close`. Everything else at the end of the fit (the sharing
+    decision, the held-out noise search) runs in process 0 alone.
+    """
+
+    def __init__(self, world_size: int) -> None:
+        self.world_size = world_size
+        self.n_calls_ = 0
+
+    def run(self, estimator, method: str, combine: str, *arrays):
+        n_rows = len(arrays[0])
+        if n_rows < self.world_size:  # a part would be empty: no need to share
+            return super().run(estimator, method, combine, *arrays)
+        dist.broadcast_object_list([(method, estimator._inference_module)], src=0)
+        parts = [
+            tuple(a[shard_rows(n_rows, r, self.world_size)] for a in arrays)
+            for r in range(self.world_size)
+        ]
+        results = [None] * self.world_size
+        dist.gather_object(_run_part(estimator, method, parts), results, dst=0)
+        self.n_calls_ += 1
+        if combine == "concatenate":
+            return np.concatenate(results)
+        return functools.reduce(operator.add, results)
+
+    def close(self) -> None:
+        """Let the other processes' :func:`serve_row_work` return."""
+        dist.broadcast_object_list([None], src=0)
+
+
+def _run_part(estimator, method: str, parts):
+    """Scatter ``parts`` from process 0; the method's result on this process's part."""
+    mine = [None]
+    dist.scatter_object_list(mine, parts, src=0)
+    return getattr(estimator, method)(*mine[0])
+
+
+def serve_row_work(estimator) -> None:
+    """The other processes' side of :meth:`SharedRowWork.run`, until process 0 closes it."""
+    while True:
+        message = [None]
+        dist.broadcast_object_list(message, src=0)
+        if message[0] is None:
+            return
+        method, estimator._inference_module = message[0]
+        dist.gather_object(_run_part(estimator, method, None), None, dst=0)
 
 
 def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:
@@ -131,28 +179,3 @@ def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:
     sizes = [n_rows // world_size + (r < n_rows % world_size) for r in range(world_size)]
     start = sum(sizes[:rank])
     return slice(start, start + sizes[rank])
-
-
-@contextmanager
-def sharded_head_statistics(rank: int, world_size: int):
-    """Within the block, the regressors' head statistics are summed over the processes.
-
-    Each process accumulates ``Phi^T Phi``, ``Phi^T y``, ``y^T y`` and the
-    label counts (float64) over its own rows of the training data; one
-    all-reduce sums them, and every process conditions the heads on the
-    totals, which are the statistics of all training rows up to the order of
-    the float64 summation.
-    """
-    from ..estimators import _regression
-
-    local = _regression.head_statistics
-
-    def reduced(module, X, Y):
-        rows = shard_rows(len(X), rank, world_size)
-        return allreduce_statistics(local(module, X[rows], Y[rows]))
-
-    _regression.head_statistics = reduced
-    try:
-        yield
-    finally:
-        _regression.head_statistics = local

@@ -2,12 +2,15 @@
 
 :func:`fit_data_parallel` starts ``n_processes`` processes (torch's
 ``spawn``), joins them in a :mod:`torch.distributed` process group (gloo on
-CPU, NCCL between GPUs) and fits the same estimator in each: every process
-draws the same global mini-batches and computes the gradient of its part,
-the gradients are averaged by an all-reduce before every optimiser step,
-the epoch losses are averaged before early stopping decides, and the heads'
-sufficient statistics are summed over the processes' rows before the
-closed-form refinement. Process 0 returns the fitted estimator.
+CPU, NCCL between GPUs; the rendezvous store is served by the calling
+process) and fits the same estimator in each: every process draws the same
+global mini-batches and computes the gradient of its part, the gradients are
+averaged by an all-reduce before every optimiser step, and the epoch losses
+are averaged before early stopping decides. At the end of the fit process 0
+alone runs the steps that need all rows at once (the sharing decision, the
+held-out noise search) and shares the per-row sums (the heads' statistics,
+the ELBO) and per-row values (``ood_score``'s reference) with the other
+processes. Process 0 returns the fitted estimator.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import socket
+import signal
 import tempfile
 import time
 from datetime import timedelta
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,8 @@ from .._param_validation import validate_params
 from ..aggregators import resolve_aggregator
 from ..aggregators.mean import MeanAggregator
 from ..estimators._device import check_device
-from ._sync import SYNC_CALLBACK, GradientSync, sharded_head_statistics
+from ..estimators._regression import row_work
+from ._sync import SYNC_CALLBACK, GradientSync, SharedRowWork, serve_row_work
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +112,12 @@ def fit_data_parallel(
     process computes the gradient of its part, and one all-reduce per step
     averages them (weighted by rows), so that the step is the one-process
     step up to float32 rounding. Epoch losses are averaged for early
-    stopping, and the closed-form head refinement sums the sufficient
-    statistics ``Phi^T Phi``, ``Phi^T y``, ``y^T y`` and label counts of
-    each process's rows with one all-reduce. The engine is
+    stopping. At the end of the fit, the closed-form head refinement sums the
+    sufficient statistics ``Phi^T Phi``, ``Phi^T y``, ``y^T y`` and label
+    counts of each process's part of the training rows, and the training
+    ELBO and ``ood_score``'s reference (a median over the rows) are computed
+    on the parts as well; the sharing decision (``sharing="auto"``) and the
+    held-out noise search run once, in process 0. The engine is
     :mod:`torch.distributed` (no new dependency).
 
     Parameters
@@ -131,7 +139,9 @@ def fit_data_parallel(
     master_addr : str, default="127.0.0.1"
         Address the processes meet at.
     master_port : int, default=None
-        Port on ``master_addr``; None picks a free one.
+        Port on ``master_addr`` of the rendezvous store, which this process
+        serves (and holds) until the fit ends; None lets the system pick a
+        free one.
     threads_per_process : int, default=1
         Torch threads in each process.
     timeout : float, default=3600.0
@@ -153,9 +163,13 @@ def fit_data_parallel(
     Raises
     ------
     ValueError
-        For a setting that data-parallel training does not support, and
-        for whatever ``fit`` itself raises (re-raised from process 0 when it
-        fails first there).
+        For a setting that data-parallel training does not support, a
+        ``master_port`` that is in use, and whatever ``fit`` itself raises
+        (re-raised from the process where it failed first).
+    RuntimeError
+        When a process ends without a Python error (killed by a signal, a
+        native crash): the message names the process, its signal or exit
+        code and, for processes other than 0, its last messages.
     TimeoutError
         When the processes have not finished after ``timeout`` seconds.
 
@@ -167,8 +181,11 @@ def fit_data_parallel(
     steps (measured: 2e-7 on the weights after 260 steps, see the tests);
     with missing labels each task's mean is taken per part. The heads'
     statistics are float64 sums, equal to the one-process ones up to the
-    order of summation. Every process holds all of ``X``: the computation
-    is shared, the memory is not.
+    order of summation; the ELBO and ``ood_score``'s reference equal the
+    one-process computation on the same network up to the order of the
+    float64 additions. Every process holds all of the training rows (each
+    global batch is drawn from all of them, as in one process): the
+    computation is shared, the memory is not.
 
     The processes are started with ``spawn``, which imports the main
     module: in a script, call this function under
@@ -188,13 +205,12 @@ def fit_data_parallel(
     (3,)
     """
     estimator = _checked_copy(estimator, n_processes, backend, threads_per_process, timeout)
-    if master_port is None:
-        master_port = _free_port(master_addr)
     start = time.perf_counter()
+    store = _rendezvous_store(master_addr, master_port, timeout)
     with tempfile.TemporaryDirectory(prefix="sk_mtbnn_ddp_") as tmp:
         args = (
             n_processes,
-            f"tcp://{master_addr}:{int(master_port)}",
+            (master_addr, store.port),
             backend,
             threads_per_process,
             float(timeout),
@@ -207,6 +223,7 @@ def fit_data_parallel(
         _run(args, n_processes, timeout, Path(tmp))
         with open(Path(tmp) / "result.pkl", "rb") as f:
             fitted, report = pickle.load(f)
+    del store
     report = dataclasses.replace(report, total_seconds=time.perf_counter() - start)
     return (fitted, report) if return_report else fitted
 
@@ -250,62 +267,98 @@ def _checked_copy(estimator, n_processes, backend, threads_per_process, timeout)
     return clone(estimator).set_params(regime="network", n_estimators=1)
 
 
-def _free_port(addr: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
+def _rendezvous_store(addr: str, port: int | None, timeout: float):
+    """The processes' rendezvous store, served from this process until it is deleted.
+
+    It listens on a port it holds for the whole fit (port 0: a free one that
+    the system picks), so no other program can take the port between its
+    choice and the processes' start, as with a port probed free and closed.
+    """
+    try:
+        return dist.TCPStore(
+            addr,
+            0 if port is None else int(port),
+            None,
+            True,
+            timedelta(seconds=timeout),
+            wait_for_workers=False,
+        )
+    except (RuntimeError, OSError) as error:  # DistNetworkError is a RuntimeError
+        raise ValueError(
+            f"Cannot serve the processes' rendezvous on {addr}:{port or 0} ({error}). Pass "
+            "master_port=None (a free port) or another port, and a local master_addr."
+        ) from None
 
 
 def _run(args, n_processes: int, timeout: float, tmp: Path) -> None:
-    """Start the processes and wait for them; re-raise the first error of any."""
+    """Start the processes and wait for them; raise the first failure of any."""
     context = mp.start_processes(
         _worker, args=args, nprocs=n_processes, join=False, start_method="spawn"
     )
+    processes = context.processes
     deadline = time.monotonic() + timeout
     try:
-        # Short waits, and each process's exit code read directly: a process
-        # that dies without a Python error (a signal) is noticed within a second.
-        while not context.join(timeout=min(1.0, max(deadline - time.monotonic(), 0.0))):
-            failed = [p.exitcode for p in context.processes if p.exitcode not in (None, 0)]
-            if failed:
-                raise mp.ProcessExitedException(
-                    f"a process exited with code {failed[0]}", 0, 0, failed[0]
-                )
-            if time.monotonic() >= deadline:
+        while any(p.exitcode is None for p in processes):
+            # Woken by the first process to end: a process that dies without a
+            # Python error (a signal) is noticed at once.
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TimeoutError(
                     f"The {n_processes} training processes did not finish within "
                     f"timeout={timeout} s; they were stopped. Raise timeout, or check that "
                     "they can reach each other (master_addr, master_port)."
                 )
-    except (mp.ProcessRaisedException, mp.ProcessExitedException) as failure:
-        errors = sorted(tmp.glob("error_*.pkl"), key=lambda p: p.stat().st_mtime_ns)
-        if not errors:
-            raise RuntimeError(
-                f"A training process failed before fitting ({failure}). In a script, call "
-                "fit_data_parallel under `if __name__ == '__main__':` (the processes are "
-                "started with 'spawn', which imports the main module)."
-            ) from failure
-        with open(errors[0], "rb") as f:
-            raise pickle.load(f) from None
+            wait([p.sentinel for p in processes if p.exitcode is None], timeout=min(left, 5.0))
+            if any(p.exitcode not in (None, 0) for p in processes):
+                _raise_failure(processes, tmp)
     finally:
-        for process in context.processes:
+        for process in processes:
             if process.is_alive():
                 process.terminate()
                 process.join(5.0)
             if process.is_alive():  # SIGTERM ignored inside a native call
                 process.kill()
-                process.join()
+            process.join()
 
 
-def _worker(
-    rank, world_size, init_method, backend, threads, timeout, estimator, X, y, fit_params, tmp
-):
+def _raise_failure(processes, tmp: Path) -> None:
+    """The error of the first process to fail: a crash by a signal, or its Python error."""
+    codes = [p.exitcode for p in processes]
+    crashed = [r for r, code in enumerate(codes) if code is not None and code < 0]
+    errors = sorted(tmp.glob("error_*.pkl"), key=lambda p: p.stat().st_mtime_ns)
+    if errors and not crashed:
+        with open(errors[0], "rb") as f:
+            raise pickle.load(f) from None
+    rank = crashed[0] if crashed else next(r for r, code in enumerate(codes) if code)
+    code, n = codes[rank], len(processes)
+    if code < 0:
+        how = f"was killed by signal {signal.Signals(-code).name} (exit code {code})"
+    else:
+        how = f"exited with code {code} without a Python error from fit"
+    log = tmp / f"stderr_{rank}.log"
+    tail = log.read_text(errors="replace").strip()[-2000:] if log.exists() else ""
+    raise RuntimeError(
+        f"Training process {rank} of {n} (pid {processes[rank].pid}) {how}; the fit was "
+        "stopped."
+        + (f" Its last messages:\n{tail}" if tail else " Its messages, if any, are above.")
+        + "\nIn a script, call fit_data_parallel under `if __name__ == '__main__':` (the "
+        "processes are started with 'spawn', which imports the main module)."
+    )
+
+
+def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, y, fit_params, tmp):
     """One process: join the group, fit with the sharded loaders, process 0 saves the result."""
+    if rank > 0:
+        # The other processes' messages (native ones included) go to a file, which
+        # the caller reads if the process crashes; process 0 writes to stderr.
+        log = os.open(Path(tmp) / f"stderr_{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.dup2(log, 2)
     torch.set_num_threads(threads)
     try:
+        store = dist.TCPStore(*address, None, False, timedelta(seconds=timeout))
         dist.init_process_group(
             backend,
-            init_method=init_method,
+            store=store,
             rank=rank,
             world_size=world_size,
             timeout=timedelta(seconds=timeout),
@@ -338,9 +391,12 @@ def _worker(
 
 
 def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
-    work = clone(estimator)
-    if rank > 0:
-        work.set_params(verbose=0)
+    """Fit in one process: process 0 an ordinary clone, the others a helper."""
+    if rank == 0:
+        work = clone(estimator)
+    else:
+        helper = type(f"_Helper{type(estimator).__name__}", (_ServesRowWork, type(estimator)), {})
+        work = helper(**estimator.get_params(deep=False)).set_params(verbose=0)
     device = check_device(work.device)
     if device.type == "cuda" and device.index is None:
         work.set_params(device=f"cuda:{rank % torch.cuda.device_count()}")
@@ -355,11 +411,27 @@ def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
         }
 
     work._net_kwargs_hook = hook
-    with sharded_head_statistics(rank, world_size):
+    if rank == 0:
+        with row_work(SharedRowWork(world_size)) as shared:
+            work.fit(X, y, **fit_params)
+            shared.close()
+    else:
         work.fit(X, y, **fit_params)
     del work._net_kwargs_hook
     _detach_from_group(work.net_)
     return work, sync
+
+
+class _ServesRowWork:
+    """The end of the fit in the processes other than 0: process 0's row work, nothing else.
+
+    Mixed into the estimator's class in those processes: the sharing decision,
+    the noise search and the rest run in process 0 alone, which sends each of
+    the others its part of the rows it needs (:class:`._sync.SharedRowWork`).
+    """
+
+    def _finalise(self, data) -> None:
+        serve_row_work(self)
 
 
 def _detach_from_group(net) -> None:

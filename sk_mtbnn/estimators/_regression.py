@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
@@ -20,6 +23,41 @@ from ._torch_utils import iter_chunks, module_device, predict_in_chunks
 MIN_CALIBRATION_LABELS = 10
 #: Fewest labels of a task for its own noise estimate to be trusted.
 MIN_TASK_LABELS = 10
+
+
+class RowWork:
+    """Where the end of a fit runs its work over rows: here, on all of them (the default).
+
+    The sums over the training rows that finish a fit (the heads' statistics,
+    the ELBO's likelihood term) and the per-row epistemic variances behind
+    ``ood_score``'s reference go through :meth:`run`, which calls the
+    estimator's method on every row. ``combine`` says how the results of
+    consecutive row parts make the whole (``"sum"`` or ``"concatenate"``):
+    :func:`sk_mtbnn.distributed.fit_data_parallel` sets, in its process 0, a
+    subclass that shares the rows among its processes (:func:`row_work`).
+    """
+
+    def run(self, estimator, method: str, combine: str, *arrays):
+        """``getattr(estimator, method)(*arrays)``, over all rows of ``arrays``."""
+        return getattr(estimator, method)(*arrays)
+
+
+_ROW_WORK: contextvars.ContextVar[RowWork | None] = contextvars.ContextVar("row_work", default=None)
+
+
+def _run_rows(estimator, method: str, combine: str, *arrays):
+    """``RowWork.run`` of the row work in force (:func:`row_work`; by default all rows here)."""
+    return (_ROW_WORK.get() or RowWork()).run(estimator, method, combine, *arrays)
+
+
+@contextlib.contextmanager
+def row_work(work: RowWork):
+    """Within the block, the ends of fits run their row work through ``work``."""
+    token = _ROW_WORK.set(work)
+    try:
+        yield work
+    finally:
+        _ROW_WORK.reset(token)
 
 
 class MultiTaskRegressorBase(
@@ -107,7 +145,7 @@ class MultiTaskRegressorBase(
         """
         module = self._inference_module
         head = module.head
-        train = head_statistics(module, *data.train)
+        train = _run_rows(self, "_head_statistics", "sum", *data.train)
         stats = train
         # The likelihood's tempering of the posterior that predicts: the noise is chosen
         # for that posterior (with a user-set reg_weight it is not the exact one).
@@ -204,6 +242,14 @@ class MultiTaskRegressorBase(
 
     def _training_elbo(self, Xs, Ys) -> float:
         """ELBO of the training targets in the units of y (nats)."""
+        total = -_run_rows(self, "_expected_nll", "sum", Xs, Ys)
+        with torch.no_grad():
+            total -= float(self._inference_module.head.kl_divergence().sum())
+        # The log-likelihood of standardised targets, back in units of y.
+        return total - float(np.sum((~np.isnan(Ys)).sum(0) * np.log(self._y_scale)))
+
+    def _expected_nll(self, Xs, Ys) -> float:
+        """The heads' expected negative log-likelihood, summed over the labels of ``Ys``."""
         module = self._inference_module
         device = module_device(module)
         total = 0.0
@@ -212,10 +258,12 @@ class MultiTaskRegressorBase(
                 x, y = x.to(device), y.to(device)
                 lab = ~torch.isnan(y)
                 nll = module.head.expected_nll(module(x), torch.where(lab, y, 0.0))
-                total -= float((nll * lab.T).sum())
-            total -= float(module.head.kl_divergence().sum())
-        # The log-likelihood of standardised targets, back in units of y.
-        return total - float(np.sum((~np.isnan(Ys)).sum(0) * np.log(self._y_scale)))
+                total += float((nll * lab.T).sum())
+        return total
+
+    def _head_statistics(self, X, Y) -> LinearStats:
+        """:func:`head_statistics` of the inference copy on the rows ``X``, ``Y``."""
+        return head_statistics(self._inference_module, X, Y)
 
     # ---------------------------------------------------------- inference
     def _member_moments(self, X):
@@ -242,8 +290,12 @@ class MultiTaskRegressorBase(
 
     def _set_epistemic_reference(self, X) -> None:
         """The median epistemic std per task on the training inputs (for ``ood_score``)."""
-        epistemic = self._moments(X)[1]
+        epistemic = _run_rows(self, "_epistemic_variance", "concatenate", X)
         self._epistemic_reference = np.maximum(np.median(np.sqrt(epistemic), axis=0), 1e-300)
+
+    def _epistemic_variance(self, X) -> np.ndarray:
+        """The epistemic variance ``(m, T)`` of each row of ``X`` (units of y squared)."""
+        return self._moments(X)[1]
 
     @fill_doc
     def ood_score(self, X):

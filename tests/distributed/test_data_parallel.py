@@ -1,6 +1,10 @@
 """Data-parallel training over 2 processes (gloo on 127.0.0.1) against a one-process fit."""
 
 import copy
+import os
+import resource
+import signal
+import socket
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import torch
 from sk_mtbnn import BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
 from sk_mtbnn.distributed import DataParallelReport, fit_data_parallel
 from sk_mtbnn.distributed._sync import shard_rows
+from sk_mtbnn.distributed.data_parallel import _rendezvous_store
 from sk_mtbnn.estimators import _regression
 
 #: 482 rows: 385 training rows (12 batches of 32 and one of 1) and 97 validation
@@ -87,8 +92,30 @@ def test_head_statistics_are_summed_over_processes(fits, monkeypatch):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-7, atol=1e-12)
 
 
+def test_end_of_fit_is_shared_exactly(fits):
+    """The ELBO and ood_score's reference, computed on two processes' rows, equal one process's."""
+    X, y, one, two, _ = fits
+    local = copy.deepcopy(two)
+    data = copy.copy(local)._prepare(X, y)
+    # Same model, all rows in this process: the sums differ only in the order of
+    # the float64 additions (the two halves' sums, then added), and each row's
+    # epistemic variance only by the chunk it is computed in (the conftest's rtol,
+    # 1e-12). Leaving out one process's half, or counting it twice, changes the
+    # ELBO by half of itself and the medians by O(1%).
+    elbo = local._training_elbo(data.X, data.Y)
+    np.testing.assert_allclose(two.elbo_, elbo, rtol=1e-12)
+    local._set_epistemic_reference(data.X * local._x_scale + local._x_mean)  # as fit does
+    np.testing.assert_allclose(two._epistemic_reference, local._epistemic_reference, rtol=1e-12)
+    # Against the one-process fit: float32 rounding of the weights (see above).
+    np.testing.assert_allclose(two.elbo_, one.elbo_, rtol=1e-5)
+    np.testing.assert_allclose(two._epistemic_reference, one._epistemic_reference, rtol=1e-5)
+    np.testing.assert_array_equal(two.shared_tasks_, one.shared_tasks_)
+    np.testing.assert_allclose(two.sharing_gain_, one.sharing_gain_, rtol=1e-4, atol=1e-6)
+
+
 def test_fitted_estimator_is_ordinary(fits):
     X, y, one, two, report = fits
+    assert type(two) is SparseMultiTaskBNNRegressor
     assert two.regime_ == "network"
     assert all(name != "data_parallel_sync" for name, _ in two.net_.callbacks_)
     assert two.net_.iterator_train__shard is None
@@ -140,6 +167,35 @@ def test_errors_in_a_process_are_raised_here():
     X, y = _data(n_rows=20)
     with pytest.raises(ValueError, match="Use fewer processes"):
         fit_data_parallel(SparseMultiTaskBNNRegressor(**SETTINGS), X[:1], y[:1], timeout=TIMEOUT)
+
+
+class _AbortsInProcess1(SparseMultiTaskBNNRegressor):
+    """Process 1 dies of SIGABRT as it starts fitting, as a native crash would."""
+
+    def _fit(self, X, y, **fit_params):
+        if torch.distributed.get_rank() == 1:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
+            os.write(2, b"native failure in process 1\n")
+            os.kill(os.getpid(), signal.SIGABRT)
+        return super()._fit(X, y, **fit_params)
+
+
+@pytest.mark.slow
+def test_a_crash_names_the_process_and_its_signal():
+    X, y = _data(n_rows=100)
+    match = r"(?s)Training process 1 of 2 \(pid \d+\) was killed by signal SIGABRT.*native failure"
+    with pytest.raises(RuntimeError, match=match):
+        fit_data_parallel(_AbortsInProcess1(**SETTINGS), X, y, timeout=TIMEOUT)
+
+
+def test_rendezvous_port_is_held_until_the_fit_ends():
+    """No free-port probe: the store listens on its port from the start, so none can take it."""
+    store = _rendezvous_store("127.0.0.1", None, 5.0)
+    with socket.socket() as other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", store.port))
+    X, y = _data(n_rows=20)
+    with pytest.raises(ValueError, match=r"rendezvous on 127\.0\.0\.1"):
+        fit_data_parallel(SparseMultiTaskBNNRegressor(**SETTINGS), X, y, master_port=store.port)
 
 
 @pytest.mark.slow
