@@ -10,16 +10,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
 from .._docstrings import fill_doc
-from .._param_validation import positive_int
+from .._param_validation import StrOptions, positive_int
 from .._training.classifier_net import ClassificationLosses, MultiTaskClassifierNet
 from .._validation import task_label
 from ..aggregators import BayesAgg, RepresentationAggregator, resolve_aggregator
 from ..aggregators.bayesagg import check_bayesagg
-from ..nn.classification import MultiTaskClassificationNetwork
 from ._base import NetworkEstimatorMixin, TrainingData, layer_sizes
+from ._classifier_sharing import (
+    SharingClassificationNetwork,
+    can_share_adaptively,
+    choose_private_classifier_tasks,
+    no_decision,
+)
 from ._constraints import BAYESAGG_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._labels import label_array, missing_mask, task_labels
-from ._torch_utils import PREDICT_CHUNK, iter_chunks
+from ._torch_utils import PREDICT_CHUNK, inference_copy, iter_chunks
 
 
 @fill_doc
@@ -70,6 +75,16 @@ class BayesAggMTLClassifier(
         Warm-up epochs of linear scalarisation.
     missing_label : scalar, default=nan
         The value marking a missing label in ``y``.
+    sharing : {"auto", "all"}, default="auto"
+        Protection against negative transfer. ``"auto"``: after training, each
+        task compares its head on the shared network with a private copy of
+        the network (backbone and head) fine-tuned on its own training labels
+        from the shared weights, and keeps the copy when the held-out log
+        probabilities of its labels prefer it by two standard errors; the
+        others (and tasks with fewer than 10 held-out or training labels)
+        keep sharing (docs/algorithms.rst, section "Negative transfer";
+        ``shared_tasks_``). It needs a validation split. ``"all"``: every
+        task uses the shared network.
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser.
     %(learning_rate_param)s
@@ -100,6 +115,7 @@ class BayesAggMTLClassifier(
         With BayesAgg, each task's mean weight per epoch.
     n_epochs_ : int
         Epochs trained.
+    %(sharing_attributes)s
     %(feature_attributes)s
 
     See Also
@@ -133,6 +149,7 @@ class BayesAggMTLClassifier(
         **BAYESAGG_CONSTRAINTS,
         "n_mc_samples": [positive_int()],
         "missing_label": "no_validation",  # any scalar
+        "sharing": [StrOptions({"auto", "all"})],
     }
 
     def __init__(
@@ -146,6 +163,7 @@ class BayesAggMTLClassifier(
         n_mc_samples=64,
         ls_epochs=1,
         missing_label=np.nan,
+        sharing="auto",
         optimizer="adamw",
         learning_rate=3e-3,
         weight_decay=1e-4,
@@ -165,6 +183,7 @@ class BayesAggMTLClassifier(
         self.n_mc_samples = n_mc_samples
         self.ls_epochs = ls_epochs
         self.missing_label = missing_label
+        self.sharing = sharing
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -206,14 +225,16 @@ class BayesAggMTLClassifier(
         source = aggregator if isinstance(aggregator, BayesAgg) else self
         return source.gamma, source.n_mc_samples
 
-    def _build_module(self, data: TrainingData) -> MultiTaskClassificationNetwork:
+    def _build_module(self, data: TrainingData) -> SharingClassificationNetwork:
         gamma, _ = self._bayesagg_settings(self._make_aggregator())
-        return MultiTaskClassificationNetwork(
+        sizes = layer_sizes(self.hidden_layer_sizes)
+        return SharingClassificationNetwork(
             self.n_features_in_,
             [len(c) for c in self._classes],
-            layer_sizes(self.hidden_layer_sizes),
+            sizes,
             self.activation,
             prior_var=gamma,
+            private_features=self.sharing == "auto",
         )
 
     def _net_spec(self, module, data: TrainingData):
@@ -223,11 +244,16 @@ class BayesAggMTLClassifier(
         return MultiTaskClassifierNet, ClassificationLosses(), net_kwargs
 
     def _finalise(self, data: TrainingData) -> None:
-        """Condition each head on all labelled rows: its last-layer Laplace posterior.
+        """Decide the sharing, then condition each head on all labelled rows.
 
-        Computed in float64 on the inference copy, then written back into the
-        training network.
+        ``sharing="auto"``: each task's held-out labels choose between the
+        shared network and a fine-tuned private copy
+        (:mod:`._classifier_sharing`). Then every head gets its last-layer
+        Laplace posterior at its weights, on its own features. Computed in
+        float64 on the inference copy, then written back into the training
+        network.
         """
+        self._decide_sharing(data)
         module = self._inference_module
         head = module.head
         with torch.no_grad():
@@ -237,8 +263,32 @@ class BayesAggMTLClassifier(
                 curvature = part if curvature is None else curvature + part
         head.condition_on(curvature)
         with torch.no_grad():
-            for target, source in zip(self.net_.module_.head.buffers(), head.buffers()):
-                target.copy_(source.to(target.dtype))
+            target = self.net_.module_.head.state_dict()
+            for name, source in head.state_dict().items():
+                target[name].copy_(source.to(target[name].dtype))
+
+    def _decide_sharing(self, data: TrainingData) -> None:
+        """Sets ``shared_tasks_`` and ``sharing_gain_``; writes the private networks."""
+        module = self.net_.module_
+        decision = no_decision(self.n_tasks_)
+        if data.valid is not None and can_share_adaptively(module):
+            X = np.concatenate([data.train[0], data.valid[0]])
+            Y = np.concatenate([data.train[1], data.valid[1]])
+            n_train = len(data.train[0])
+            decision = choose_private_classifier_tasks(
+                module,
+                X,
+                Y,
+                np.arange(n_train),
+                np.arange(n_train, len(X)),
+                seed=data.seed,
+                batch_size=data.batch_size,
+                learning_rate=self.learning_rate,
+            )
+            if not decision.shared.all():
+                self._inference_module = inference_copy(module, self.device)
+                self._sync_inference_stamp()
+        self.shared_tasks_, self.sharing_gain_ = decision
 
     def _encode_targets(self, y, X) -> np.ndarray:
         """Class indices as floats (NaN where missing); sets ``classes_``."""
