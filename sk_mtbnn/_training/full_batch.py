@@ -61,7 +61,9 @@ class SmallDataFit(NamedTuple):
     every weight and its noise variance (on top of ``alpha``); ``criterion``
     ``(T,)`` is the log evidence of all rows (random features) or the
     conditional evidence of the held-out rows (trained features);
-    ``n_steps`` is the number of training steps kept (0: random features).
+    ``n_steps`` is the number of training steps kept (0: random features);
+    ``task_relevance`` is the lengthscale search's
+    :attr:`~sk_mtbnn._training.random_features.LengthscaleChoice.task_relevance`.
     """
 
     module: nn.Module
@@ -70,6 +72,7 @@ class SmallDataFit(NamedTuple):
     noise_var: Tensor
     criterion: Tensor
     n_steps: int
+    task_relevance: Tensor | None = None
 
 
 class TrainingOutcome(NamedTuple):
@@ -401,4 +404,5 @@ def fit_small_data(
         evidence.noise_var,
         evidence.log_evidence,
         n_steps,
+        choice.task_relevance,
     )

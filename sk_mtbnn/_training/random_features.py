@@ -177,13 +177,17 @@ class LengthscaleChoice(NamedTuple):
     """The chosen lengthscale and the head hyper-parameters there.
 
     ``isotropic`` is the choice before the ARD search, when that search
-    changed the relevances (else None).
+    changed the relevances (else None); ``task_relevance`` ``(T, d)`` holds
+    each task's own relevances, searched on its own evidence as a
+    single-task fit would (None where they were not searched: one task, or
+    more than :data:`MAX_TASK_ARD` tasks times columns).
     """
 
     lengthscale: float
     evidence: Evidence
     layout: FeatureLayout
     isotropic: LengthscaleChoice | None = None
+    task_relevance: Tensor | None = None
 
 
 def head_evidence_of_features(
@@ -264,12 +268,15 @@ def choose_lengthscale(
             evidence = head_evidence_of_features(work(x), y, alpha, **options, **warm)
         return float(evidence.log_evidence.sum()), evidence
 
-    def best_lengthscale(layout: FeatureLayout) -> tuple[float, float, Evidence]:
-        scores = [(*score(layout, float(ls)), float(ls)) for ls in lengthscales]
-        total, evidence, lengthscale = max(scores, key=lambda s: s[0])
+    def scan(layout: FeatureLayout) -> list[tuple[float, Evidence, float]]:
+        return [(*score(layout, float(ls)), float(ls)) for ls in lengthscales]
+
+    def best_lengthscale(layout: FeatureLayout, scores=None) -> tuple[float, float, Evidence]:
+        total, evidence, lengthscale = max(scores or scan(layout), key=lambda s: s[0])
         return total, lengthscale, evidence
 
-    total, lengthscale, evidence = best_lengthscale(layout)
+    isotropic_scan = scan(layout)
+    total, lengthscale, evidence = best_lengthscale(layout, isotropic_scan)
     choice = LengthscaleChoice(lengthscale, evidence, layout)
     if ard and 2 <= len(layout.relevance) <= MAX_ARD_COLUMNS:
         xb = x[:, module.backbone_columns]
@@ -281,11 +288,13 @@ def choose_lengthscale(
             return score(candidate, ls, **warm)
 
         candidates = [(_ard_search(layout, xb, total, lengthscale, near), 0.0)]
-        n_tasks = y.shape[1]
+        n_tasks, task_relevance = y.shape[1], None
         if 2 <= n_tasks and n_tasks * len(layout.relevance) <= MAX_TASK_ARD:
-            union = _task_relevance_layout(
-                layout, xb, lengthscale, work, x, y, alpha, {**options, **warm}
+            task_relevance = task_relevances(
+                layout, xb, lengthscale, isotropic_scan, work, x, y, alpha, options
             )
+            shared_out = task_relevance[_groups(layout, n_tasks)]
+            union = place_layout(layout.units, layout.shares, xb, shared_out)
             candidates.append((union, ARD_MIN_GAIN * n_tasks))  # T times the relevances
         best = (total, choice)
         for candidate, margin in candidates:
@@ -294,28 +303,43 @@ def choose_lengthscale(
             value, ls, ev = best_lengthscale(candidate)
             if value > best[0] + margin:
                 best = (value, LengthscaleChoice(ls, ev, candidate, isotropic=choice))
-        choice = best[1]
+        choice = best[1]._replace(task_relevance=task_relevance)
     set_random_features(module, choice.layout, choice.lengthscale)
     return choice
 
 
-def _task_relevance_layout(layout, xb, lengthscale, work, x, y, alpha, options) -> FeatureLayout:
-    """The ramp pairs shared out among the tasks, each group with its task's own relevances.
+def _groups(layout: FeatureLayout, n_tasks: int) -> Tensor:
+    """The task whose relevances pair ``p`` takes in the shared-out layout: ``p mod T``."""
+    return torch.arange(len(layout.units)) % n_tasks
 
-    Every task's relevances are searched on its own evidence (:func:`_ard_search`),
-    as a single-task fit would; pair ``p`` takes those of task ``p mod T``. All
-    heads see all pairs, so a task whose columns differ from the others' is not
-    held to their relevances (measured on ``slump``: with one set for all
-    tasks, single-task fits beat the shared fit on all three tasks).
+
+def task_relevances(layout, xb, lengthscale, isotropic_scan, work, x, y, alpha, options) -> Tensor:
+    """Every task's relevances ``(T, d)``, searched on its own evidence, at ``lengthscale``.
+
+    As a single-task fit searches them: from the task's own best isotropic
+    lengthscale ``l_t`` (read off ``isotropic_scan``, the ``(total, evidence,
+    lengthscale)`` of each candidate on the isotropic ``layout``), by
+    :func:`_ard_search`. The result is expressed at the shared
+    ``lengthscale`` ``l``: relevances ``r`` at ``l_t`` are relevances
+    ``r l / l_t`` at ``l`` (a bump's width along column ``j`` is the
+    lengthscale over ``r_j``). :func:`choose_lengthscale` shares the ramp
+    pairs out among the tasks, pair ``p`` taking the relevances of task
+    ``p mod T``; all heads see all pairs, so a task whose columns differ
+    from the others' is not held to their relevances (measured on
+    ``slump``: with one set for all tasks, single-task fits beat the shared
+    fit on all three tasks). ``sharing="auto"`` gives a task its own
+    relevances on every pair when its evidence prefers them.
     """
+    per_task = torch.stack([evidence.log_evidence for _, evidence, _ in isotropic_scan])
+    best = per_task.argmax(0)
     relevances = []
     alpha_t = torch.as_tensor(alpha)
     for t in range(y.shape[1]):
+        _, own_evidence, own_lengthscale = isotropic_scan[int(best[t])]
         own_alpha = alpha_t[:, t : t + 1] if alpha_t.ndim == 2 else alpha_t
-
         own_options = dict(options)
-        if "warm_start" in own_options:  # the task's own share of the warm start
-            own_options["warm_start"] = Evidence(*(v[t : t + 1] for v in options["warm_start"]))
+        if alpha_t.ndim == 0:  # one warm start, at the task's own isotropic optimum
+            own_options["warm_start"] = Evidence(*(v[t : t + 1] for v in own_evidence))
 
         def score(candidate, ls, t=t, own_alpha=own_alpha, own_options=own_options):
             set_random_features(work, candidate, ls)
@@ -324,10 +348,10 @@ def _task_relevance_layout(layout, xb, lengthscale, work, x, y, alpha, options) 
                 evidence = head_evidence_of_features(phi, y[:, t : t + 1], own_alpha, **own_options)
             return float(evidence.log_evidence.sum()), evidence
 
-        start = score(layout, lengthscale)[0]
-        relevances.append(_ard_search(layout, xb, start, lengthscale, score).relevance)
-    groups = torch.arange(len(layout.units)) % y.shape[1]
-    return place_layout(layout.units, layout.shares, xb, torch.stack(relevances)[groups])
+        start = score(layout, own_lengthscale)[0]
+        found = _ard_search(layout, xb, start, own_lengthscale, score).relevance
+        relevances.append(found * (lengthscale / own_lengthscale))
+    return torch.stack(relevances)
 
 
 def _ard_search(layout: FeatureLayout, x: Tensor, total: float, lengthscale: float, score):

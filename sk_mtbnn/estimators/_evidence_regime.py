@@ -148,8 +148,11 @@ class EvidenceRegimeMixin:
         noise[poor] = torch.clamp(noise[poor], min=float(noise[rich].median()))
         return {"prior_var": prior, "noise_var": noise}
 
-    def _fit_by_evidence(self, module, data: TrainingData) -> None:
-        """Features and head chosen by evidence, on all labelled rows (no split)."""
+    def _fit_by_evidence(self, module, data: TrainingData):
+        """Features and head chosen by evidence, on all labelled rows (no split).
+
+        Returns the :class:`~sk_mtbnn._training.full_batch.SmallDataFit`.
+        """
         from .._training.full_batch import condition_head, fit_small_data
         from .._training.random_features import features64
         from ..nn.evidence import log_marginal_likelihood
@@ -192,3 +195,4 @@ class EvidenceRegimeMixin:
         lml = float((lml.double().numpy() - labels * np.log(self._y_scale)).sum())
         self.log_marginal_likelihood_value_ = self.elbo_ = lml
         self._set_epistemic_reference(data.X * self._x_scale + self._x_mean)
+        return fit

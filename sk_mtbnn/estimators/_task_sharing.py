@@ -1,15 +1,23 @@
 """Protection against negative transfer: each task keeps the shared features only if they serve it.
 
-After training, every task's labels judge two feature maps for its Bayesian
-linear head: the shared network's, and a private random-feature map of its
-own (the small-data regime's bump features,
-:mod:`sk_mtbnn._training.random_features`, at the lengthscale that the task's
-own evidence chooses -- what a single-task fit starts from). A task switches
-to its private features when its held-out labels prefer them by two standard
-errors of the paired per-label differences of log predictive density (head
-prior and noise maximising the evidence of the training rows, for both maps
-alike). Otherwise -- also with fewer than :data:`MIN_HELDOUT_LABELS` held-out
-or :data:`MIN_TRAIN_LABELS` training labels -- it keeps sharing, so tasks that
+After the fit, every task compares two feature maps for its Bayesian linear
+head: the shared network's, and a private random-feature map of its own (the
+small-data regime's bump features, :mod:`sk_mtbnn._training.random_features`,
+with the task's own relevances at the lengthscale that the task's own evidence
+chooses -- a single-task fit's features before any training).
+
+* Untrained (random) shared features: only the feature map's hyper-parameters
+  are shared, and the task's evidence decides (Bayesian model selection): it
+  takes its private features when their log evidence beats the shared ones' by
+  :data:`EVIDENCE_MARGIN` nats.
+* Trained shared features, whose evidence is optimistic: the held-out labels
+  decide. The task switches when they prefer the private features by two
+  standard errors of the paired per-label differences of log predictive
+  density (head prior and noise maximising the evidence of the training rows,
+  for both maps alike).
+
+Otherwise -- also with fewer than :data:`MIN_TRAIN_LABELS` labels or
+:data:`MIN_HELDOUT_LABELS` held-out ones -- it keeps sharing, so tasks that
 gain from it keep the gain (docs/algorithms.rst, section "Negative transfer").
 """
 
@@ -27,6 +35,7 @@ from .._training.random_features import (
     draw_layout,
     float64_copy,
     head_evidence_of_features,
+    place_layout,
     set_random_features,
 )
 from ..nn.backbone import MaskedMLP, TaskBranches
@@ -40,6 +49,8 @@ MIN_TRAIN_LABELS = 10
 PRIVATE_LENGTHSCALES = LENGTHSCALES[::2]
 #: Most rows (training, held-out) used by the comparison, drawn at random beyond.
 MAX_ROWS = 4000
+#: With random shared features, a task leaves them when its own evidence is this many nats higher.
+EVIDENCE_MARGIN = 1.0
 
 
 class SharingDecision(NamedTuple):
@@ -96,18 +107,42 @@ def _cap(rows: Tensor, generator: torch.Generator) -> Tensor:
     return rows[torch.randperm(len(rows), generator=generator)[:MAX_ROWS]]
 
 
-def _own_lengthscales(own, layout, x: Tensor, y: Tensor, alpha: float) -> list[float]:
-    """Per task, the lengthscale of the grid whose random features maximise its own evidence."""
-    best = torch.full((y.shape[1],), -torch.inf, dtype=torch.float64)
-    choice = [PRIVATE_LENGTHSCALES[0]] * y.shape[1]
-    for lengthscale in PRIVATE_LENGTHSCALES:
-        set_random_features(own, layout, lengthscale)
-        phi = own(x).expand(y.shape[1], -1, -1)
-        log_evidence = head_evidence_of_features(phi, y, alpha).log_evidence
-        for t in np.flatnonzero((log_evidence > best).numpy()):
-            choice[t] = lengthscale
-        best = torch.maximum(best, log_evidence)
-    return choice
+def _own_layouts(own, x: Tensor, generator, task_relevance, n_tasks: int) -> list:
+    """Per task, the private layout: its own relevances (when searched) on fresh ramp pairs."""
+    base = draw_layout(own, x, generator)
+    if task_relevance is None:
+        return [base] * n_tasks
+    xb = x[:, own.backbone_columns].to(torch.float64)
+    return [place_layout(base.units, base.shares, xb, task_relevance[t]) for t in range(n_tasks)]
+
+
+def _neighbours(grid, value: float) -> tuple[float, ...]:
+    """``value``'s entry of the sorted ``grid`` and the entries next to it."""
+    index = int(np.argmin(np.abs(np.log(np.asarray(grid)) - np.log(value))))
+    return tuple(grid[max(index - 1, 0) : index + 2])
+
+
+def _own_choices(own, layouts, x, y, alpha, lengthscales) -> tuple[list[float], Tensor]:
+    """Per task, the lengthscale whose private features maximise its own evidence, and that.
+
+    Tasks that share a layout are scored together (one feature map per
+    candidate). ``alpha`` is a float or an ``(N, T)`` tensor.
+    """
+    n_tasks = y.shape[1]
+    best = torch.full((n_tasks,), -torch.inf, dtype=torch.float64)
+    choice = [lengthscales[0]] * n_tasks
+    alpha = torch.as_tensor(alpha, dtype=torch.float64)
+    for layout in {id(layout): layout for layout in layouts}.values():
+        tasks = [t for t in range(n_tasks) if layouts[t] is layout]
+        task_alpha = alpha[:, tasks] if alpha.ndim == 2 else alpha
+        for lengthscale in lengthscales:
+            set_random_features(own, layout, lengthscale)
+            phi = own(x).expand(len(tasks), -1, -1)
+            log_evidence = head_evidence_of_features(phi, y[:, tasks], task_alpha).log_evidence
+            for k, t in enumerate(tasks):
+                if log_evidence[k] > best[t]:
+                    best[t], choice[t] = log_evidence[k], lengthscale
+    return choice, best
 
 
 def choose_private_tasks(
@@ -119,6 +154,7 @@ def choose_private_tasks(
     *,
     seed: int,
     alpha: float = 0.0,
+    task_relevance: Tensor | None = None,
 ) -> SharingDecision:
     """Decide, per task, between shared and private features; write the private maps.
 
@@ -138,6 +174,8 @@ def choose_private_tasks(
         Seeds the private random features.
     alpha : float, default=0.0
         Known noise variance of every row (standardised units).
+    task_relevance : Tensor of shape (T, n_backbone_columns), default=None
+        Each task's own relevances, for its private features (None: isotropic).
 
     Returns
     -------
@@ -161,11 +199,13 @@ def choose_private_tasks(
         work = float64_copy(module)
         densities = _heldout_log_densities(work, x, y, train, valid, alpha)
         own = _OneTask(_private_backbone(module), module.backbone_columns)
-        layout = draw_layout(own, x[train], generator)
-        lengthscales = _own_lengthscales(own, layout, x[train], y[train], alpha)
+        layouts = _own_layouts(own, x[train], generator, task_relevance, n_tasks)
+        lengthscales, _ = _own_choices(
+            own, layouts, x[train], y[train], alpha, PRIVATE_LENGTHSCALES
+        )
         candidate = float64_copy(module)
         for t in range(n_tasks):
-            set_random_features(own, layout, lengthscales[t])
+            set_random_features(own, layouts[t], lengthscales[t])
             candidate.private.set_task(t, own.backbone)
         private = _heldout_log_densities(candidate, x, y, train, valid, alpha)
     per_task = torch.split(densities, n_valid.tolist())
@@ -174,7 +214,85 @@ def choose_private_tasks(
         gain[t] = float((per_task[t] - per_task_private[t]).mean())
         if _significantly_better(per_task_private[t], per_task[t]):
             shared[t] = False
-            set_random_features(own, layout, lengthscales[t])
+            set_random_features(own, layouts[t], lengthscales[t])
+            module.private.set_task(int(t), own.backbone)
+    return SharingDecision(shared, gain)
+
+
+def choose_private_tasks_by_evidence(
+    module: nn.Module,
+    X: np.ndarray,
+    Y: np.ndarray,
+    shared_log_evidence: Tensor,
+    *,
+    shared_lengthscale: float,
+    seed: int,
+    alpha: float | np.ndarray = 0.0,
+    task_relevance: Tensor | None = None,
+) -> SharingDecision:
+    """The decision for untrained (random) shared features: each task's own evidence judges.
+
+    With random features nothing is learnt from the other tasks but the
+    feature map's hyper-parameters (lengthscale and relevances), so the
+    choice between them and a task's own is Bayesian model selection: the
+    task takes private random features at its own lengthscale and
+    relevances -- a single-task fit's features -- when their log evidence
+    on all its labels beats that of the shared ones by
+    :data:`EVIDENCE_MARGIN` nats. Both are type-II maximum likelihood over
+    the same grids, and neither was fitted to the labels beyond that.
+    Tasks with fewer than :data:`MIN_TRAIN_LABELS` labels keep sharing
+    (their evidence is too weak to choose hyper-parameters alone).
+
+    Parameters
+    ----------
+    module : MultiTaskNetwork
+        The fitted network, with a private-feature slot; written in place.
+    X : ndarray of shape (N, n_features)
+        Standardised inputs.
+    Y : ndarray of shape (N, T)
+        Standardised targets, NaN where missing.
+    shared_log_evidence : Tensor of shape (T,)
+        Each task's log evidence on the shared features.
+    shared_lengthscale : float
+        The shared features' lengthscale (a value of the grid).
+    seed : int
+        Seeds the private random features.
+    alpha : float or ndarray of shape (N, T), default=0.0
+        Known noise variance (standardised units).
+    task_relevance : Tensor of shape (T, n_backbone_columns), default=None
+        Each task's own relevances (None: isotropic).
+
+    Returns
+    -------
+    decision : SharingDecision
+        ``gain`` is the shared minus the private log evidence per label.
+    """
+    x = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(Y), dtype=torch.float64)
+    n_tasks = y.shape[1]
+    shared = np.ones(n_tasks, dtype=bool)
+    gain = np.full(n_tasks, np.nan)
+    n_labels = (~torch.isnan(y)).sum(0)
+    candidates = np.flatnonzero((n_labels >= MIN_TRAIN_LABELS).numpy())
+    if n_tasks < 2 or len(candidates) == 0:
+        return SharingDecision(shared, gain)
+    generator = torch.Generator().manual_seed(int(seed))
+    grid = LENGTHSCALES
+    if task_relevance is not None:
+        # The relevances are expressed at the shared lengthscale, where the task's own
+        # search ended: its optimum is there or at a neighbour of the grid.
+        grid = _neighbours(LENGTHSCALES, shared_lengthscale)
+    with torch.no_grad():
+        own = _OneTask(_private_backbone(module), module.backbone_columns)
+        layouts = _own_layouts(own, x, generator, task_relevance, n_tasks)
+        lengthscales, own_evidence = _own_choices(own, layouts, x, y, alpha, grid)
+    shared_log_evidence = torch.as_tensor(shared_log_evidence, dtype=torch.float64)
+    for t in candidates:
+        difference = float(shared_log_evidence[t] - own_evidence[t])
+        gain[t] = difference / float(n_labels[t])
+        if difference < -EVIDENCE_MARGIN:
+            shared[t] = False
+            set_random_features(own, layouts[t], lengthscales[t])
             module.private.set_task(int(t), own.backbone)
     return SharingDecision(shared, gain)
 
@@ -227,33 +345,47 @@ class AdaptiveSharingMixin:
         self._record_sharing(decision)
         super()._finalise(data)
 
-    def _fit_by_evidence(self, module, data) -> None:
-        """Evidence regime: decide on the rows the feature training held out."""
-        super()._fit_by_evidence(module, data)
+    def _fit_by_evidence(self, module, data):
+        """Evidence regime: decide by evidence (random features) or on the held-out rows."""
+        fit = super()._fit_by_evidence(module, data)
         module = self.net_.module_
         if not can_share_adaptively(module):
             self._record_sharing(None)
-            return
+            return fit
         from .._training.full_batch import _split
         from .._training.random_features import draw_layout
 
         alpha = self._standardised_alpha(len(data.X))
-        # The generator's draws in fit_small_data: the layout, then the held-out split.
-        generator = torch.Generator().manual_seed(int(data.seed))
-        draw_layout(module, torch.as_tensor(data.X, dtype=torch.float32), generator)
-        train_rows, valid_rows = _split(len(data.X), 0.2, generator)
-        decision = choose_private_tasks(
-            module,
-            data.X,
-            data.Y,
-            train_rows,
-            valid_rows,
-            seed=data.seed,
-            alpha=alpha if np.ndim(alpha) == 0 else 0.0,
-        )
+        if fit.n_steps == 0:
+            decision = choose_private_tasks_by_evidence(
+                module,
+                data.X,
+                data.Y,
+                fit.criterion,
+                shared_lengthscale=fit.lengthscale,
+                seed=data.seed,
+                alpha=alpha,
+                task_relevance=fit.task_relevance,
+            )
+        else:
+            # The generator's draws in fit_small_data: the layout, then the held-out split.
+            generator = torch.Generator().manual_seed(int(data.seed))
+            draw_layout(module, torch.as_tensor(data.X, dtype=torch.float32), generator)
+            train_rows, valid_rows = _split(len(data.X), 0.2, generator)
+            decision = choose_private_tasks(
+                module,
+                data.X,
+                data.Y,
+                train_rows,
+                valid_rows,
+                seed=data.seed,
+                alpha=alpha if np.ndim(alpha) == 0 else 0.0,
+                task_relevance=fit.task_relevance,
+            )
         self._record_sharing(decision)
         if not decision.shared.all():
             self._condition_private_heads(data, ~decision.shared, alpha)
+        return fit
 
     def _condition_private_heads(self, data, private: np.ndarray, alpha) -> None:
         """The evidence regime's head posteriors again, private tasks with their own evidence."""
