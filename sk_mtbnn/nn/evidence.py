@@ -75,7 +75,12 @@ def _numpy(t: Tensor) -> np.ndarray:
 
 def _spectrum(stats: LinearStats) -> _Spectrum:
     gram = stats.gram.detach().to(dtype=torch.float64, device="cpu")
-    values, vectors = torch.linalg.eigh(gram)
+    if len(gram) > 1 and all(torch.equal(gram[0], g) for g in gram[1:]):
+        # Tasks with the same features and labelled rows (the usual case of a shared
+        # backbone without missing labels): one decomposition serves them all.
+        values, vectors = (v.expand(len(gram), *v.shape) for v in torch.linalg.eigh(gram[0]))
+    else:
+        values, vectors = torch.linalg.eigh(gram)
     proj = (vectors.transpose(-1, -2) @ stats.moment.double().cpu().unsqueeze(-1)).squeeze(-1)
     return _Spectrum(
         _numpy(values.clamp_min(0.0)), _numpy(proj) ** 2, _numpy(stats.yy), _numpy(stats.count)
