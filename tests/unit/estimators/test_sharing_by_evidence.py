@@ -6,7 +6,7 @@ import torch
 
 from sk_mtbnn import SparseMultiTaskBNNRegressor
 from sk_mtbnn._training.random_features import features64
-from sk_mtbnn.estimators._task_sharing import EVIDENCE_MARGIN
+from sk_mtbnn.estimators._task_sharing import EVIDENCE_MARGIN, MIN_OWN_EVIDENCE_LABELS
 from sk_mtbnn.nn.blr import linear_stats
 from sk_mtbnn.nn.evidence import log_marginal_likelihood, maximise_evidence
 
@@ -112,3 +112,12 @@ def test_every_task_reaches_its_best_evidence_mode_in_a_joint_search():
             grid.append(log_marginal_likelihood(stats, np.exp(log_prior), np.exp(log_noise)))
     best = torch.stack(grid).max(0).values.numpy()
     assert (found >= best - 1.0).all(), (found, best)
+
+
+def test_a_task_with_few_labels_keeps_the_shared_hyperparameters():
+    X, Y = _different_columns(n=60)
+    Y[MIN_OWN_EVIDENCE_LABELS - 1 :, 1] = np.nan  # one label short of choosing its own
+    reg = SparseMultiTaskBNNRegressor(n_estimators=1, random_state=0).fit(X, Y)
+    # Its own evidence is not consulted: it shares, with no recorded gain.
+    assert reg.shared_tasks_[1] and np.isnan(reg.sharing_gain_[1])
+    assert not np.isnan(reg.sharing_gain_[[0, 2]]).any()
