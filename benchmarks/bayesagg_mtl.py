@@ -14,8 +14,9 @@ Every method trains the same :class:`~sk_mtbnn.BayesAggMTLClassifier` network
 with default settings; only ``aggregator`` changes. Single-task learning (STL)
 fits the same classifier to each task alone. The metric is each task's test
 ROC AUC; Delta_m% (Maninis et al. 2019) is the mean relative change against
-STL, lower is better. Time per epoch is the fit time divided by the epochs
-trained. Mean +- standard deviation over the seeds.
+STL, lower is better. Fit time is the wall time of one fit (the default
+includes the sharing check, ``sharing="auto"``). Mean +- standard deviation
+over the seeds.
 
 A second table does the same for regression (BayesAgg's strongest case in
 the paper): a linear model of coregionalisation with two groups of two tasks,
@@ -98,9 +99,9 @@ def run_problem(name, data, seeds):
     X, y, X_test, y_test = data
     rows = {}
     stl = np.array([stl_aucs(data, seed) for seed in range(seeds)])
-    rows["STL"] = {"auc": stl.mean(1), "delta": np.zeros(seeds), "epoch_s": None}
+    rows["STL"] = {"auc": stl.mean(1), "delta": np.zeros(seeds), "fit_s": None}
     for label, agg in methods().items():
-        aucs, deltas, epoch_s = [], [], []
+        aucs, deltas, fit_s = [], [], []
         for seed in range(seeds):
             torch.manual_seed(seed)
             start = time.perf_counter()
@@ -109,11 +110,11 @@ def run_problem(name, data, seeds):
             a = task_aucs(clf, X_test, y_test)
             aucs.append(a.mean())
             deltas.append(delta_m(a, stl[seed], higher_is_better=True))
-            epoch_s.append(seconds / clf.n_epochs_)
-        rows[label] = {"auc": np.array(aucs), "delta": np.array(deltas), "epoch_s": epoch_s}
+            fit_s.append(seconds)
+        rows[label] = {"auc": np.array(aucs), "delta": np.array(deltas), "fit_s": fit_s}
         print(
             f"{name:>12} {label:<18} Delta_m {np.mean(deltas):+6.2f} +- {np.std(deltas):4.2f}  "
-            f"AUC {np.mean(aucs):.4f}  {1000 * np.mean(epoch_s):6.1f} ms/epoch",
+            f"AUC {np.mean(aucs):.4f}  {np.mean(fit_s):6.1f} s per fit",
             flush=True,
         )
     return rows
@@ -122,18 +123,18 @@ def run_problem(name, data, seeds):
 def table(results) -> str:
     lines = [
         "| problem | method | Delta_m% vs STL (lower is better) | mean test AUC "
-        "| time per epoch (ms) | time / LS |",
+        "| fit time (s) | time / LS |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for problem, rows in results.items():
-        ls = np.mean(rows["LS (mean)"]["epoch_s"])
+        ls = np.mean(rows["LS (mean)"]["fit_s"])
         for label, r in rows.items():
-            if r["epoch_s"] is None:
+            if r["fit_s"] is None:
                 timing = ("", "")
             else:
                 timing = (
-                    f"{1000 * np.mean(r['epoch_s']):.1f}",
-                    f"{np.mean(r['epoch_s']) / ls:.2f}",
+                    f"{np.mean(r['fit_s']):.1f}",
+                    f"{np.mean(r['fit_s']) / ls:.2f}",
                 )
             lines.append(
                 f"| {problem} | {label} | {np.mean(r['delta']):+.2f} +- {np.std(r['delta']):.2f} "
@@ -191,10 +192,10 @@ def run_regression(seeds):
                 est = make(seed).fit(X, y)
                 seconds = time.perf_counter() - start
                 mean, std = est.predict(X_te, return_std=True)
-                r = rows.setdefault((problem, label), {"delta": [], "nll": [], "epoch_s": []})
+                r = rows.setdefault((problem, label), {"delta": [], "nll": [], "fit_s": []})
                 r["delta"].append(delta_m(task_rmse(y_te, mean), stl, higher_is_better=False))
                 r["nll"].append(gaussian_nll(y_te, mean, std))
-                r["epoch_s"].append(seconds / est.n_epochs_)
+                r["fit_s"].append(seconds)  # an ensemble of the evidence regime has no epochs
                 print(
                     f"{problem:>26} {label:<22} Delta_m {r['delta'][-1]:+6.2f} "
                     f"NLL {r['nll'][-1]:.3f}",
@@ -202,14 +203,14 @@ def run_regression(seeds):
                 )
     lines = [
         "| problem | method | Delta_m% of RMSE vs STL (lower is better) | mean test NLL "
-        "| time per epoch (ms) |",
+        "| fit time (s) |",
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for (problem, label), r in rows.items():
         lines.append(
             f"| {problem} | {label} | {np.mean(r['delta']):+.2f} +- {np.std(r['delta']):.2f} "
             f"| {np.mean(r['nll']):.3f} +- {np.std(r['nll']):.3f} "
-            f"| {1000 * np.mean(r['epoch_s']):.1f} |"
+            f"| {np.mean(r['fit_s']):.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -231,10 +232,10 @@ def main() -> None:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    classification = header + "## Classification\n\n" + table(results)
+    out.write_text(classification)  # kept if the regression part fails
     regression = run_regression(args.seeds)
-    out.write_text(
-        header + "## Classification\n\n" + table(results) + "\n## Regression\n\n" + regression
-    )
+    out.write_text(classification + "\n## Regression\n\n" + regression)
     print(f"written to {out}")
 
 

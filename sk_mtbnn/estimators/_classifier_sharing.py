@@ -290,6 +290,23 @@ def choose_private_classifier_tasks(
     return SharingDecision(shared, gain)
 
 
+def decide_on_validation_rows(module, data, learning_rate: float) -> SharingDecision:
+    """:func:`choose_private_classifier_tasks` on a fit's training and validation rows."""
+    X = np.concatenate([data.train[0], data.valid[0]])
+    Y = np.concatenate([data.train[1], data.valid[1]])
+    n_train = len(data.train[0])
+    return choose_private_classifier_tasks(
+        module,
+        X,
+        Y,
+        np.arange(n_train),
+        np.arange(n_train, len(X)),
+        seed=data.seed,
+        batch_size=data.batch_size,
+        learning_rate=learning_rate,
+    )
+
+
 def _float64(module):
     import copy
 
