@@ -195,6 +195,14 @@ def write_report(
                 f"| {problems[key][0]} | {results[key]['seeds']} | {r['date']} | "
                 f"{r['commit'] or '?'} | {load} | {r['wall'] / 60:.1f} | `{r['command']}` |"
             )
+            kept = r.get("kept")
+            if kept:
+                lines.append(
+                    f"| {problems[key][0]}: {', '.join(kept['strategies'])} kept from an "
+                    f"earlier run | {results[key]['seeds']} | {kept['date']} | "
+                    f"{kept['commit'] or '?'} | | {(kept['wall'] or 0) / 60:.1f} | "
+                    f"`{kept['command']}` |"
+                )
     report.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -117,7 +117,7 @@ OUTPUTS = {
 }
 
 ROOT = Path(__file__).resolve().parent
-OURS = ("cluster-EGL", "max-std (sk_mtbnn)")
+OURS = ("cluster-EGL", "max-std (sk_mtbnn)", "cluster-EGL (paper's clusters)")
 QUICK_PROBLEMS = ("forrester", "enb")
 
 
@@ -199,11 +199,12 @@ def _our_task(ctx):
     return 0 if ctx.tasks == [0] and ctx.Y_pool.shape[1] > 1 else None
 
 
-def pick_cluster_egl(ctx, cand, n):
+def pick_cluster_egl(ctx, cand, n, **options):
     """Through a modAL ActiveLearner whose estimator is the round's fitted model."""
     from modAL.models import ActiveLearner
 
-    learner = ActiveLearner(ctx.model, query_strategy=ClusterEGLSampling(task=_our_task(ctx)))
+    strategy = ClusterEGLSampling(task=_our_task(ctx), **options)
+    learner = ActiveLearner(ctx.model, query_strategy=strategy)
     learner.X_training, learner.y_training = ctx.training
     return learner.query(ctx.X_pool[cand], n_instances=n)[0]
 
@@ -231,6 +232,9 @@ def strategies():
             out[f"bmdal {name}"] = lambda ctx, cand, n, name=name: pick_bmdal(name, ctx, cand, n)
     out["GP + max-std"] = "gp"
     out["max-std (sk_mtbnn)"] = pick_max_std  # not run by default (time): --strategies
+    out["cluster-EGL (paper's clusters)"] = lambda ctx, cand, n: pick_cluster_egl(
+        ctx, cand, n, clusters="uncertain"
+    )
     return out
 
 
@@ -344,6 +348,33 @@ def run_record(args) -> dict:
     }
 
 
+def keep_other_strategies(res, earlier) -> None:
+    """Add to ``res`` the strategies of the saved ``earlier`` runs that ``res`` lacks.
+
+    Their first ``res["seeds"]`` seeds are kept (every strategy of a seed starts from the
+    same rows and model, so they pair with the new runs seed by seed); the run record
+    names them with the commit, date and command they were measured with.
+    """
+    kept = [name for name in earlier["runs"] if name not in res["runs"]]
+    if not kept:
+        return
+    if earlier["seeds"] < res["seeds"]:
+        raise ValueError(
+            f"--keep-others: the saved runs have {earlier['seeds']} seeds, fewer than the "
+            f"{res['seeds']} of this run; run every strategy, or fewer seeds."
+        )
+    for name in kept:
+        res["runs"][name] = earlier["runs"][name][: res["seeds"]]
+        res["by_strategy"][name] = earlier["by_strategy"][name]
+    old = earlier.get("run", {})
+    res["run"]["kept"] = {
+        "strategies": kept,
+        **{k: old.get(k) for k in ("commit", "date", "command", "wall")},
+    }
+    if "kept" in old:  # kept runs kept again: name where they came from
+        res["run"]["kept"]["from"] = old["kept"]
+
+
 def other_model(name):
     """The network model's saved runs, to compare the default model's with."""
     store = ROOT / "results" / OUTPUTS["network"].runs
@@ -362,6 +393,11 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
     parser.add_argument("--strategies", nargs="+", help="a subset of the strategies (by name)")
     parser.add_argument("--combine", action="store_true", help="only report the saved runs")
+    parser.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="keep the saved runs of the strategies not re-run (their first --seeds seeds)",
+    )
     parser.add_argument("--pool-timing", action="store_true", help="time a 1,000,000-row pool")
     parser.add_argument("--commit", help="the commit the PYTHONPATH export was made from")
     args = parser.parse_args()
@@ -386,12 +422,16 @@ def main() -> None:
             record = run_record(args)
             started = time.perf_counter()
 
-            def save(res, key=key, record=record, started=started):
+            earlier = saved.get(key) if args.keep_others else None
+
+            def save(res, key=key, record=record, started=started, earlier=earlier):
                 res["run"] = {
                     **record,
                     "wall": time.perf_counter() - started,
                     "load_end": list(os.getloadavg()),
                 }
+                if earlier is not None:
+                    keep_other_strategies(res, earlier)
                 saved[key] = res
                 store.write_text(json.dumps(saved))
 

@@ -58,7 +58,7 @@ def greedy_centres(Z, sigma, n, Z_fixed=None) -> np.ndarray:
     return np.array(chosen, dtype=int)
 
 
-def coverage_clusters(Z, sigma, n, Z_labelled=None):
+def coverage_clusters(Z, sigma, n, Z_labelled=None, core_fraction=1.0):
     """Clusters of the pool rows ``Z`` ranked for the batch: the uncovered ones first.
 
     k-means (Lloyd's algorithm) with ``k = n_labelled + n`` clusters on the
@@ -79,12 +79,18 @@ def coverage_clusters(Z, sigma, n, Z_labelled=None):
     Z_labelled : ndarray of shape (n_labelled, d) or None
         Standardised labelled rows.
 
+    core_fraction : float, default=1.0
+        Fraction of each cluster's pool rows, those nearest its centre, in its core
+        (rounded up: at least one row).
+
     Returns
     -------
     rank : ndarray of shape (m,)
         Position of each pool row's cluster in the ranking (0: first).
     n_clusters : int
         Number of ranked clusters.
+    core : ndarray of shape (m,), bool
+        The rows in their cluster's core (at least the row nearest the centre).
     """
     fixed = np.zeros((0, Z.shape[1])) if Z_labelled is None else np.unique(Z_labelled, axis=0)
     start = greedy_centres(Z, sigma, n, fixed)
@@ -93,12 +99,21 @@ def coverage_clusters(Z, sigma, n, Z_labelled=None):
     init = np.vstack([fixed, Z[start]])[:k]
     with warnings.catch_warnings():  # fewer distinct points than clusters: some stay empty
         warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = KMeans(k, init=init, n_init=1).fit(data).labels_
+        kmeans = KMeans(k, init=init, n_init=1).fit(data)
+    labels = kmeans.labels_
     pool_labels = labels[len(fixed) :]
+    dist = np.linalg.norm(Z - kmeans.cluster_centers_[pool_labels], axis=1)
+    by_cluster = np.lexsort((dist, pool_labels))
+    size = np.bincount(pool_labels, minlength=k)
+    first = np.cumsum(size) - size
+    within = np.empty(len(Z), dtype=int)  # 0 for the row nearest its centre, then 1, ...
+    within[by_cluster] = np.arange(len(Z)) - first[pool_labels[by_cluster]]
+    n_core = np.maximum(1, np.ceil(np.round(core_fraction * size, 6)))  # 0.2 x 30 is 6 rows
+    core = within < n_core[pool_labels]
     covered = np.zeros(k, dtype=bool)
     covered[labels[: len(fixed)]] = True
     mass = np.bincount(pool_labels, weights=sigma, minlength=k)
     ranking = np.lexsort((-mass, covered))  # uncovered first, then by decreasing mass
     position = np.empty(k, dtype=int)
     position[ranking] = np.arange(k)
-    return position[pool_labels], k
+    return position[pool_labels], k, core

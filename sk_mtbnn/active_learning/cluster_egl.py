@@ -35,7 +35,8 @@ class ClusterEGLSampling:
        and ``n_instances`` pool rows of the greedy centre rule of step 3.
        Clusters without a labelled row (the parts of the pool that no label
        represents) are drawn from first, by decreasing sum of ``sigma`` over
-       their rows; every pool row is a member. ``clusters="uncertain"``
+       their rows; the members of a cluster are its ``core_fraction`` of
+       rows nearest its centre. ``clusters="uncertain"``
        (Xiong et al.): centre candidates are the top ``candidate_fraction``
        of the pool by ``sigma``, members the top ``member_fraction``;
     3. the greedy centre rule: first the highest ``sigma``, then the row
@@ -95,6 +96,11 @@ class ClusterEGLSampling:
         Pseudo-labels per member for ``egl="full"``.
     alpha : float, default=0.02
         Scale of the exclusion threshold (0 keeps out exact duplicates only).
+    core_fraction : float, default=0.2
+        With coverage clusters, the rows each cluster may give (step 6): the
+        fraction of its rows nearest its centre (at least one row); 1 lets
+        EGL choose among all of them, which on the benchmark sent picks to
+        the fringe of the clusters, and so of the pool.
     max_candidates : int or None, default=20000
         A larger pool is represented by this many evenly spaced rows (scored,
         clustered and picked from); None scores every row (a 5-member
@@ -143,6 +149,7 @@ class ClusterEGLSampling:
     n_pseudo_labels: int = 16
     alpha: float = 0.02
     max_candidates: int | None = COVERAGE_ROWS
+    core_fraction: float = 0.2
     random_state: int | np.random.RandomState | None = None
     verbose: int | None = None
 
@@ -168,6 +175,8 @@ class ClusterEGLSampling:
         check_choice(self.egl, "egl", ("head", "full"))
         check_positive_int(self.n_pseudo_labels, "n_pseudo_labels")
         check_positive_float(self.alpha, "alpha", allow_zero=True)
+        if self.core_fraction != 1:
+            check_fraction(self.core_fraction, "core_fraction")  # (0, 1]
         if self.max_candidates is not None:
             check_positive_int(self.max_candidates, "max_candidates")
         return n_instances
@@ -196,8 +205,10 @@ class ClusterEGLSampling:
         order = np.argsort(-sigma, kind="stable")
         Z = standardised_inputs(estimator, X)
         if self.clusters == "coverage":
-            members = np.arange(len(X))
-            nearest, n_clusters = coverage_clusters(Z, sigma, n_instances, labelled.Z)
+            nearest, n_clusters, core = coverage_clusters(
+                Z, sigma, n_instances, labelled.Z, self.core_fraction
+            )
+            members, nearest = np.flatnonzero(core), nearest[core]
         else:
             n_cand = max(n_instances, int(np.ceil(self.candidate_fraction * len(X))))
             n_memb = max(n_cand, int(np.ceil(self.member_fraction * len(X))))

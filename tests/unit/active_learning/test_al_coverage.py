@@ -21,7 +21,7 @@ def test_uncovered_groups_come_first_ranked_by_their_summed_sigma():
     Z, group = three_groups(rng)
     # Group 2 is small but uncertain: its summed sigma (10 x 5) beats group 1's (20 x 1).
     sigma = np.where(group == 2, 5.0, 1.0)
-    rank, k = coverage_clusters(Z, sigma, n=2, Z_labelled=CENTRES[:1] + 0.05)
+    rank, k, _ = coverage_clusters(Z, sigma, n=2, Z_labelled=CENTRES[:1] + 0.05)
     assert k == 3  # one labelled row + two rows to query
     # The expected ranks per group: uncovered group 2 (mass 50), uncovered group 1 (20),
     # covered group 0 last. Exact: the groups are 10 apart with spread 0.1.
@@ -32,7 +32,7 @@ def test_cold_start_spreads_the_batch_over_the_pool():
     rng = np.random.RandomState(1)
     Z, group = three_groups(rng, sizes=(40, 40, 40))
     sigma = np.where(group == 0, 3.0, 1.0)  # the paper's rule would stay in group 0
-    rank, _ = coverage_clusters(Z, sigma, n=3)
+    rank, _, _ = coverage_clusters(Z, sigma, n=3)
     # Without labels the three clusters are the three groups: one rank per group.
     assert all(len(set(rank[group == g])) == 1 for g in range(3))
     assert len(set(rank.tolist())) == 3
@@ -70,3 +70,16 @@ def test_the_papers_clusters_stay_available(model, pool):
     assert len(set(idx.tolist())) == 3
     with pytest.raises(ValueError, match="clusters must be one of"):
         ClusterEGLSampling(clusters="kmeans")(model, X[40:])
+
+
+def test_the_core_of_a_cluster_is_its_rows_nearest_the_centre():
+    rng = np.random.RandomState(2)
+    Z, group = three_groups(rng, sizes=(30, 20, 10))
+    _, _, core = coverage_clusters(Z, np.ones(len(Z)), n=3, core_fraction=0.2)
+    # The clusters are the groups, so the centres are the group means; the core of a
+    # group of m rows is its ceil(0.2 m) rows nearest the mean: 6, 4 and 2 rows.
+    for g, size in zip(range(3), (6, 4, 2)):
+        rows = np.flatnonzero(group == g)
+        dist = np.linalg.norm(Z[rows] - Z[rows].mean(0), axis=1)
+        nearest = np.sort(rows[np.argsort(dist)[:size]])
+        np.testing.assert_array_equal(np.sort(rows[core[rows]]), nearest)
