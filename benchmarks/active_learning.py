@@ -330,7 +330,7 @@ def pool_timing(n_rows=1_000_000):
         "1,000,000 x 8 pool, 3 tasks, model fitted on 500 rows with `MODEL`"
         f" ({MODEL})"
     )
-    return {"wall": wall, "cpu": cpu, "what": what}
+    return {"wall": wall, "cpu": cpu, "what": what, "load": os.getloadavg()[0]}
 
 
 def model_text(name) -> str:
