@@ -10,11 +10,14 @@ A :class:`~sk_mtbnn.SparseMultiTaskBNNRegressor` (``hidden_layer_sizes=(64, 64)`
   thread (gloo on 127.0.0.1), each process computing half of every global
   batch.
 
-Reported: wall times (for the data-parallel fit both the fit itself, from
-the process group's start, and the whole call, starting the processes and
-importing torch in them included), the speed-ups over the baseline, the
-all-reduce per step (bytes, and process 0's time in it, waiting for the
-other process included), and the largest difference between the
+Reported: the load average (the machine may be shared), wall times (for the
+data-parallel fit both the fit itself, from the process group's start, and
+the whole call, starting the processes and importing torch in them
+included), the speed-ups over the baseline, wall and CPU time per phase
+(before the epochs, the epochs, the end of the fit), the CPU time of both
+processes together, the all-reduce per step (bytes, process 0's time in it,
+waiting for the other process included, and the same all-reduce timed alone
+between two idle processes), and the largest difference between the
 predictions of the one- and two-process fits (the same global batches:
 float32 rounding only).
 
@@ -30,8 +33,10 @@ minutes on 2 cores). Writes ``benchmarks/results/data_parallel.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
+import resource
 import sys
 import time
 from datetime import date
@@ -65,11 +70,11 @@ def model(args):
 
 
 def fit_here(args, X, y, threads: int):
-    """Fit in this process; wall time, CPU time, and CPU time of the training loop."""
+    """Fit in this process; the fitted model and its :class:`Phases`."""
     from sk_mtbnn.distributed._sync import GradientSync
 
     torch.set_num_threads(threads)
-    clock = GradientSync()  # outside a process group it only reads the CPU clock
+    clock = GradientSync()  # outside a process group it only reads the clocks
     estimator = model(args)
     # The private hook fit_data_parallel uses: here, to add the clock callback.
     estimator._net_kwargs_hook = lambda kw: {
@@ -78,12 +83,77 @@ def fit_here(args, X, y, threads: int):
     }
     start, cpu = time.perf_counter(), time.process_time()
     fitted = estimator.fit(X, y)
-    times = (time.perf_counter() - start, time.process_time() - cpu, clock.train_cpu_seconds_)
+    end, end_cpu = time.perf_counter(), time.process_time()
     del estimator._net_kwargs_hook
-    return fitted, times
+    phases = Phases(
+        end - start,
+        clock.train_seconds_,
+        end - clock.train_end_[0],
+        end_cpu - cpu,
+        clock.train_cpu_seconds_,
+        end_cpu - clock.train_end_[1],
+    )
+    return fitted, phases
 
 
-def report(args, rows, phases, dp, diff, load, n_epochs) -> str:
+@dataclasses.dataclass
+class Phases:
+    """Wall and CPU seconds of a fit (process 0's): all of it, the epochs, the end."""
+
+    fit: float
+    train: float
+    end: float
+    fit_cpu: float
+    train_cpu: float
+    end_cpu: float
+
+    def row(self, name: str) -> str:
+        before = self.fit - self.train - self.end
+        before_cpu = self.fit_cpu - self.train_cpu - self.end_cpu
+        cells = (before, self.train, self.end, before_cpu, self.train_cpu, self.end_cpu)
+        return f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells) + " |"
+
+
+def _allreduce_worker(rank, port, n_values, n_calls, out):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    store = dist.TCPStore("127.0.0.1", port, None, False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=2)
+    flat = torch.zeros(n_values)
+    times = []
+    for _ in range(n_calls):
+        start = time.perf_counter()
+        dist.all_reduce(flat)
+        times.append(time.perf_counter() - start)
+    dist.destroy_process_group()
+    if rank == 0:
+        Path(out).write_text(str(float(np.median(times))))
+
+
+def allreduce_alone(n_bytes: int, n_calls: int = 2000) -> float:
+    """Median seconds of one gloo all-reduce of ``n_bytes`` between two processes on 127.0.0.1."""
+    import tempfile
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    store = dist.TCPStore(
+        "127.0.0.1", 0, None, True, timedelta(seconds=120), wait_for_workers=False
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "median.txt")
+        mp.start_processes(
+            _allreduce_worker,
+            args=(store.port, n_bytes // 4, n_calls, out),
+            nprocs=2,
+            start_method="spawn",
+        )
+        return float(Path(out).read_text())
+
+
+def report(args, rows, phases, dp, diff, load, n_epochs, cpu_both, alone) -> str:
     """The results as markdown."""
     base = rows["1 process x 1 thread"]
     lines = [
@@ -106,29 +176,29 @@ def report(args, rows, phases, dp, diff, load, n_epochs) -> str:
         lines.append(f"| {name} | {seconds:.1f} | {base / seconds:.2f} |")
     lines += [
         "",
-        "Where the time goes (process 0): the training loop (the epochs, from the "
-        "history's `dur`) is split between the processes; the rest of the fit is not, "
-        "except the heads' statistics (see the user guide).",
+        "Where the time goes (process 0): before the epochs (validation, standardisation, "
+        "the split, building the net), the epochs (split between the processes), the end of "
+        "the fit (heads' statistics, ELBO and ood_score's reference split; sharing decision "
+        "and held-out noise search in process 0 alone).",
         "",
-        "| run | training loop, wall (s) | rest of the fit, wall (s) | training loop, "
-        "CPU of process 0 (s) | rest of the fit, CPU of process 0 (s) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | before, wall (s) | epochs, wall (s) | end, wall (s) | before, CPU (s) | "
+        "epochs, CPU (s) | end, CPU (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, (loop, total, loop_cpu, total_cpu) in phases.items():
-        lines.append(
-            f"| {name} | {loop:.1f} | {total - loop:.1f} | {loop_cpu:.1f} | "
-            f"{total_cpu - loop_cpu:.1f} |"
-        )
-    (loop1, _, loop_cpu1, cpu1), (loop2, _, loop_cpu2, cpu2) = phases.values()
+    lines += [p.row(name) for name, p in phases.items()]
+    one, two = phases.values()
     lines += [
         "",
-        f"- Training loop: wall-time speed-up {loop1 / loop2:.2f}; process 0's CPU time is "
-        f"{loop_cpu2 / loop_cpu1:.2f} of one process's ({loop_cpu1 / loop_cpu2:.2f}x less "
-        "work per process).",
-        f"- Whole fit: process 0's CPU time is {cpu2 / cpu1:.2f} of one process's. With a core "
-        "per process and nothing else running, the fit would take about that share of the "
-        f"time, a speed-up of about {cpu1 / cpu2:.2f} (a projection from CPU time, not a "
-        "measurement).",
+        f"- Epochs: wall-time speed-up {one.train / two.train:.2f}; process 0's CPU time is "
+        f"{two.train_cpu / one.train_cpu:.2f} of one process's.",
+        f"- End of the fit: wall-time speed-up {one.end / two.end:.2f}; process 0's CPU time "
+        f"is {two.end_cpu / one.end_cpu:.2f} of one process's.",
+        f"- Whole fit: process 0's CPU time is {two.fit_cpu / one.fit_cpu:.2f} of one "
+        "process's. With a core per process and nothing else running, the fit would take "
+        f"about that share of the time, a speed-up of about {one.fit_cpu / two.fit_cpu:.2f} "
+        "(a projection from CPU time, not a measurement).",
+        f"- CPU time of both processes together, over their whole life (imports and start "
+        f"included): {cpu_both:.1f} s; of the one process's fit: {one.fit_cpu:.1f} s.",
     ]
     per_step = 1e3 * dp.allreduce_seconds / max(dp.n_steps, 1)
     lines += [
@@ -136,17 +206,15 @@ def report(args, rows, phases, dp, diff, load, n_epochs) -> str:
         f"- All-reduce per step: {dp.bytes_per_step:,} bytes (float32 gradients and counters); "
         f"process 0 spent {dp.allreduce_seconds:.1f} s in the {dp.n_steps:,} all-reduces, "
         f"{per_step:.2f} ms per step, waiting for the other process included "
-        f"({100 * dp.allreduce_seconds / dp.fit_seconds:.0f}% of its fit).",
+        f"({100 * dp.allreduce_seconds / dp.fit_seconds:.0f}% of its fit). The same "
+        f"all-reduce between two otherwise idle processes: {1e3 * alone:.2f} ms (median of "
+        "2,000).",
         f"- Starting the 2 processes (spawn, imports, sending the data) took "
         f"{dp.total_seconds - dp.fit_seconds:.1f} s of the call.",
         f"- Largest difference of the predicted means (1 x 1 against 2 processes, on 10,000 "
         f"training rows, units of y): {diff:.1e}.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def loop_seconds(fitted) -> float:
-    return float(np.sum(fitted.history_[:, "dur"]))
 
 
 def main() -> None:
@@ -165,28 +233,33 @@ def main() -> None:
     X, y = make_data(args.rows)
     load_before = os.getloadavg()[0]
     rows = {}
-    one, one_times = fit_here(args, X, y, threads=1)
-    rows["1 process x 1 thread"] = one_times[0]
-    print(f"1 x 1: {one_times}", flush=True)
+    one, one_phases = fit_here(args, X, y, threads=1)
+    rows["1 process x 1 thread"] = one_phases.fit
+    print(f"1 x 1: {one_phases}", flush=True)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     two, dp = fit_data_parallel(model(args), X, y, n_processes=2, return_report=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_both = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     rows["2 processes x 1 thread (fit_data_parallel, the fit)"] = dp.fit_seconds
     rows["2 processes x 1 thread (fit_data_parallel, whole call)"] = dp.total_seconds
-    print(f"2 x 1: {dp}", flush=True)
+    print(f"2 x 1: {dp}; CPU of both processes {cpu_both:.1f} s", flush=True)
+    load_after = os.getloadavg()[0]
     if not args.skip_two_threads:
-        rows["1 process x 2 threads"] = fit_here(args, X, y, threads=2)[1][0]
+        rows["1 process x 2 threads"] = fit_here(args, X, y, threads=2)[1].fit
         print(f"1 x 2: {rows['1 process x 2 threads']:.1f} s", flush=True)
+    alone = allreduce_alone(dp.bytes_per_step)
     diff = float(np.abs(one.predict(X[:10_000]) - two.predict(X[:10_000])).max())
-    phases = {
-        "1 process x 1 thread": (loop_seconds(one), one_times[0], one_times[2], one_times[1]),
-        "2 processes x 1 thread": (
-            loop_seconds(two),
-            dp.fit_seconds,
-            dp.train_cpu_seconds,
-            dp.fit_cpu_seconds,
-        ),
-    }
-    load = (load_before, os.getloadavg()[0])
-    text = report(args, rows, phases, dp, diff, load, one.n_epochs_)
+    two_phases = Phases(
+        dp.fit_seconds,
+        dp.train_seconds,
+        dp.end_seconds,
+        dp.fit_cpu_seconds,
+        dp.train_cpu_seconds,
+        dp.end_cpu_seconds,
+    )
+    phases = {"1 process x 1 thread": one_phases, "2 processes x 1 thread": two_phases}
+    load = (load_before, load_after)
+    text = report(args, rows, phases, dp, diff, load, one.n_epochs_, cpu_both, alone)
     Path(args.out).write_text(text)
     print(text)
 

@@ -46,14 +46,18 @@ class GradientSync(Callback):
         self.n_steps_ = 0
         self.bytes_per_step_ = 0
         self.allreduce_seconds_ = 0.0
+        self.train_seconds_ = 0.0
         self.train_cpu_seconds_ = 0.0
+        #: Wall-clock and CPU-clock readings at the end of training.
+        self.train_end_ = (float("nan"), float("nan"))
         return self
 
     def on_train_end(self, net, **kwargs) -> None:
-        self.train_cpu_seconds_ = time.process_time() - self._cpu_start
+        self.train_end_ = (time.perf_counter(), time.process_time())
+        self.train_seconds_, self.train_cpu_seconds_ = np.subtract(self.train_end_, self._start)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
-        self._cpu_start = time.process_time()
+        self._start = (time.perf_counter(), time.process_time())
         if not dist.is_initialized():
             return
         world_size = dist.get_world_size()
@@ -74,29 +78,28 @@ class GradientSync(Callback):
             return
         params = [p for _, p in named_parameters if p.requires_grad]
         rows = float(len(batch[0]))
-        like = params[0]
-        parts = [
-            p.grad.reshape(-1) * rows if p.grad is not None else like.new_zeros(p.numel())
-            for p in params
-        ]
+        n_values = sum(p.numel() for p in params)
         flags = [rows] + [float(p.grad is not None) for p in params]
-        flat = torch.cat([*parts, like.new_tensor(flags)])
+        flat = torch.cat(
+            [
+                *(p.new_zeros(p.numel()) if p.grad is None else p.grad.reshape(-1) for p in params),
+                params[0].new_tensor(flags),
+            ]
+        )
+        flat[:n_values].mul_(rows)
         start = time.perf_counter()
         dist.all_reduce(flat)
         self.allreduce_seconds_ += time.perf_counter() - start
         self.n_steps_ += 1
         self.bytes_per_step_ = flat.numel() * flat.element_size()
-        total, received = flat[-len(params) - 1], flat[-len(params) :]
-        offset = 0
-        for p, got in zip(params, received):
-            n = p.numel()
+        received = flat[n_values + 1 :].tolist()  # one read of the counters, not one per tensor
+        grads = flat[:n_values].div_(flat[n_values]).split([p.numel() for p in params])
+        for p, grad, got in zip(params, grads, received):
             if got > 0:
-                grad = (flat[offset : offset + n] / total).view_as(p)
                 if p.grad is None:
-                    p.grad = grad.clone()
+                    p.grad = grad.view_as(p).clone()
                 else:
-                    p.grad.copy_(grad)
-            offset += n
+                    p.grad.copy_(grad.view_as(p))
 
     def on_epoch_end(self, net, **kwargs) -> None:
         if not dist.is_initialized():
@@ -172,6 +175,26 @@ def serve_row_work(estimator) -> None:
             return
         method, estimator._inference_module = message[0]
         dist.gather_object(_run_part(estimator, method, None), None, dst=0)
+
+
+class ServesRowWork:
+    """The end of the fit in the processes other than 0: process 0's row work, nothing else.
+
+    Mixed into the estimator's class in those processes: the sharing decision,
+    the noise search and the rest run in process 0 alone, which sends each of
+    the others its part of the rows it needs (:class:`SharedRowWork`).
+    """
+
+    def _finalise(self, data) -> None:
+        serve_row_work(self)
+
+
+def detach_from_group(net) -> None:
+    """The fitted net as a one-process net: no sync callback, unsharded loaders."""
+    net.callbacks = [c for c in net.callbacks if c[0] != SYNC_CALLBACK]
+    net.callbacks_ = [c for c in net.callbacks_ if c[0] != SYNC_CALLBACK]
+    net.iterator_train__shard = None
+    net.iterator_valid__shard = None
 
 
 def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:

@@ -16,9 +16,12 @@ processes. Process 0 returns the fitted estimator.
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import os
 import pickle
+import re
 import signal
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -36,7 +39,7 @@ from ..aggregators import resolve_aggregator
 from ..aggregators.mean import MeanAggregator
 from ..estimators._device import check_device
 from ..estimators._regression import row_work
-from ._sync import SYNC_CALLBACK, GradientSync, SharedRowWork, serve_row_work
+from ._sync import SYNC_CALLBACK, GradientSync, ServesRowWork, SharedRowWork, detach_from_group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,12 @@ class DataParallelReport:
         CPU time of process 0 in the training loop (the epochs).
     total_seconds : float
         Wall time of :func:`fit_data_parallel`, starting the processes included.
+    train_seconds : float
+        Wall time of process 0's training loop (the epochs).
+    end_seconds, end_cpu_seconds : float
+        Wall and CPU time of process 0 from the end of the training loop to
+        the end of the fit (the head refinement, the sharing decision, the
+        ELBO and ``ood_score``'s reference).
 
     Examples
     --------
@@ -88,6 +97,9 @@ class DataParallelReport:
     fit_cpu_seconds: float
     train_cpu_seconds: float
     total_seconds: float
+    train_seconds: float = float("nan")
+    end_seconds: float = float("nan")
+    end_cpu_seconds: float = float("nan")
 
 
 def fit_data_parallel(
@@ -298,9 +310,12 @@ def _run(args, n_processes: int, timeout: float, tmp: Path) -> None:
     processes = context.processes
     deadline = time.monotonic() + timeout
     try:
-        while any(p.exitcode is None for p in processes):
-            # Woken by the first process to end: a process that dies without a
-            # Python error (a signal) is noticed at once.
+        while True:
+            codes = [p.exitcode for p in processes]
+            if any(code not in (None, 0) for code in codes):
+                _raise_failure(processes, tmp)
+            if all(code == 0 for code in codes):
+                return
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(
@@ -308,9 +323,9 @@ def _run(args, n_processes: int, timeout: float, tmp: Path) -> None:
                     f"timeout={timeout} s; they were stopped. Raise timeout, or check that "
                     "they can reach each other (master_addr, master_port)."
                 )
+            # Woken by the first process to end: a process that dies without a
+            # Python error (a signal) is noticed at once.
             wait([p.sentinel for p in processes if p.exitcode is None], timeout=min(left, 5.0))
-            if any(p.exitcode not in (None, 0) for p in processes):
-                _raise_failure(processes, tmp)
     finally:
         for process in processes:
             if process.is_alive():
@@ -336,7 +351,9 @@ def _raise_failure(processes, tmp: Path) -> None:
     else:
         how = f"exited with code {code} without a Python error from fit"
     log = tmp / f"stderr_{rank}.log"
-    tail = log.read_text(errors="replace").strip()[-2000:] if log.exists() else ""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    # faulthandler's list of loaded extension modules says nothing about the crash.
+    tail = re.sub(r"\n\s*Extension modules:.*", "", text).strip()[-3000:]
     raise RuntimeError(
         f"Training process {rank} of {n} (pid {processes[rank].pid}) {how}; the fit was "
         "stopped."
@@ -353,6 +370,8 @@ def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, 
         # the caller reads if the process crashes; process 0 writes to stderr.
         log = os.open(Path(tmp) / f"stderr_{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         os.dup2(log, 2)
+    # On a fatal signal, the Python stack of every thread goes to stderr (the log).
+    faulthandler.enable(all_threads=True)
     torch.set_num_threads(threads)
     try:
         store = dist.TCPStore(*address, None, False, timedelta(seconds=timeout))
@@ -370,6 +389,7 @@ def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, 
         finally:
             dist.destroy_process_group()
         if rank == 0:
+            end, end_cpu = np.subtract((time.perf_counter(), time.process_time()), sync.train_end_)
             report = DataParallelReport(
                 n_processes=world_size,
                 backend=backend,
@@ -380,14 +400,25 @@ def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, 
                 fit_cpu_seconds=time.process_time() - cpu_start,
                 train_cpu_seconds=sync.train_cpu_seconds_,
                 total_seconds=float("nan"),
+                train_seconds=sync.train_seconds_,
+                end_seconds=end,
+                end_cpu_seconds=end_cpu,
             )
             part = Path(tmp) / "result.part"
             with open(part, "wb") as f:
                 pickle.dump((fitted, report), f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(part, Path(tmp) / "result.pkl")
+        code = 0
     except BaseException as error:
         _save_error(error, Path(tmp) / f"error_{rank}.pkl")
-        raise
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's teardown, whose destruction of torch.distributed's
+    # native objects sometimes aborts the process after its work is done
+    # (measured: SIGABRT, "terminate called without an active exception", in
+    # about 1 of 30 exits of process 1, after destroy_process_group).
+    os._exit(code)
 
 
 def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
@@ -395,7 +426,7 @@ def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
     if rank == 0:
         work = clone(estimator)
     else:
-        helper = type(f"_Helper{type(estimator).__name__}", (_ServesRowWork, type(estimator)), {})
+        helper = type(f"_Helper{type(estimator).__name__}", (ServesRowWork, type(estimator)), {})
         work = helper(**estimator.get_params(deep=False)).set_params(verbose=0)
     device = check_device(work.device)
     if device.type == "cuda" and device.index is None:
@@ -418,28 +449,8 @@ def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
     else:
         work.fit(X, y, **fit_params)
     del work._net_kwargs_hook
-    _detach_from_group(work.net_)
+    detach_from_group(work.net_)
     return work, sync
-
-
-class _ServesRowWork:
-    """The end of the fit in the processes other than 0: process 0's row work, nothing else.
-
-    Mixed into the estimator's class in those processes: the sharing decision,
-    the noise search and the rest run in process 0 alone, which sends each of
-    the others its part of the rows it needs (:class:`._sync.SharedRowWork`).
-    """
-
-    def _finalise(self, data) -> None:
-        serve_row_work(self)
-
-
-def _detach_from_group(net) -> None:
-    """The fitted net as a one-process net: no sync callback, unsharded loaders."""
-    net.callbacks = [c for c in net.callbacks if c[0] != SYNC_CALLBACK]
-    net.callbacks_ = [c for c in net.callbacks_ if c[0] != SYNC_CALLBACK]
-    net.iterator_train__shard = None
-    net.iterator_valid__shard = None
 
 
 def _save_error(error: BaseException, path: Path) -> None:

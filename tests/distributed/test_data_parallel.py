@@ -128,6 +128,10 @@ def test_fitted_estimator_is_ordinary(fits):
     assert report.n_steps == 13 * two.n_epochs_
     params = [p for p in two.net_.module_.parameters() if p.requires_grad]
     assert report.bytes_per_step == 4 * (sum(p.numel() for p in params) + len(params) + 1)
+    # The phases of process 0's fit: the epochs, then the end of the fit, inside the fit.
+    assert 0 < report.train_seconds and 0 < report.end_seconds
+    assert report.train_seconds + report.end_seconds <= report.fit_seconds < report.total_seconds
+    assert 0 < report.end_cpu_seconds <= report.fit_cpu_seconds
 
 
 @pytest.mark.slow
