@@ -128,7 +128,8 @@ _SPACES = {
         "wishart_scale": _Range(1e-3, 1e-1, log=True),
     },
     "BayesAggMTLRegressor": {**_NETWORK, **_BAYESAGG},
-    "BayesAggMTLClassifier": {**_NETWORK, **_BAYESAGG},
+    # The classifier's default s=0.01: from a tenth of it to 1, on a log scale.
+    "BayesAggMTLClassifier": {**_NETWORK, **_BAYESAGG, "s": _Range(1e-3, 1.0, log=True)},
     "IterativeMagnitudePruning": {
         "prune_ratio": _Range(0.1, 0.5),
         "n_rounds": _Range(1, 5, integer=True),
