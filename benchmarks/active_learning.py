@@ -285,13 +285,13 @@ def _gp_data(problem, queried):
     return problem["X_pool"][queried], problem["Y_pool"][queried][:, problem["tasks"]]
 
 
-def run_problem(key, seeds, names, log, save=None):
+def run_problem(key, seeds, names, log, save=None, first_seed=0):
     runs = {name: [] for name in names}
     clock = {"fit": 0.0, "pick": 0.0, "fits": 0}
     by_strategy = {name: {"fit": 0.0, "pick": 0.0} for name in names}
     all_strategies = strategies()
     start = PROBLEMS[key][1]
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         problem = make_problem(key, seed)
         init = np.zeros(len(problem["X_pool"]), dtype=bool)
         init[np.random.RandomState(seed).choice(len(init), start, replace=False)] = True
@@ -312,7 +312,8 @@ def run_problem(key, seeds, names, log, save=None):
                     by_strategy[name][part] += own[part]
             log(f"{key} seed {seed} {name}: " + " ".join(f"{n}:{r:.3f}" for n, r in pts))
         if save is not None:  # keep the finished seeds if the run is stopped
-            save({"runs": runs, "clock": clock, "by_strategy": by_strategy, "seeds": seed + 1})
+            done = seed + 1 - first_seed
+            save({"runs": runs, "clock": clock, "by_strategy": by_strategy, "seeds": done})
     return {"runs": runs, "clock": clock, "by_strategy": by_strategy, "seeds": seeds}
 
 
@@ -389,6 +390,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=list(MODELS), default="default")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds first..first+seeds-1 (to run seeds in parallel processes; merge the "
+        "saved runs by hand)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, 2 problems")
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
     parser.add_argument("--strategies", nargs="+", help="a subset of the strategies (by name)")
@@ -435,7 +443,8 @@ def main() -> None:
                 saved[key] = res
                 store.write_text(json.dumps(saved))
 
-            save(run_problem(key, args.seeds, names, lambda s: print(s, flush=True), save))
+            log = lambda s: print(s, flush=True)  # noqa: E731
+            save(run_problem(key, args.seeds, names, log, save, args.first_seed))
             print(f"-- {key} done after {time.perf_counter() - wall:.0f} s wall", flush=True)
     timing = pool_timing() if args.pool_timing else saved.get("_pool_timing")
     if not args.combine and args.model == "network":
