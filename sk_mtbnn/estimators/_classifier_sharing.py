@@ -16,6 +16,7 @@ it keeps sharing (docs/algorithms.rst, section "Negative transfer").
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -144,12 +145,13 @@ def fine_tune(
     """
     n = len(tasks)
     layers = module.backbone.layers
-    weights = [layer.weight.detach().float().expand(n, -1, -1).clone() for layer in layers]
-    biases = [layer.bias.detach().float().expand(n, -1).clone() for layer in layers]
+    # On the CPU, in float32, whatever the module's device (the copies are small).
+    weights = [layer.weight.detach().float().cpu().expand(n, -1, -1).clone() for layer in layers]
+    biases = [layer.bias.detach().float().cpu().expand(n, -1).clone() for layer in layers]
     heads = [
         (
-            module.head.linears[t].weight.detach().float().clone(),
-            module.head.linears[t].bias.detach().float().clone(),
+            module.head.linears[t].weight.detach().float().cpu().clone(),
+            module.head.linears[t].bias.detach().float().cpu().clone(),
         )
         for t in tasks
     ]
@@ -157,7 +159,7 @@ def fine_tune(
     for p in params:
         p.requires_grad_(True)
     optimizer = _Adam(params, lr=learning_rate)
-    x, y = x.float(), y.float()
+    x, y = x.float().cpu(), y.float().cpu()
     rows = [torch.nonzero(~torch.isnan(y[:, t]))[:, 0] for t in tasks]
     activation = module.backbone.activation
     with torch.enable_grad():
@@ -308,9 +310,7 @@ def decide_on_validation_rows(module, data, learning_rate: float) -> SharingDeci
 
 
 def _float64(module):
-    import copy
-
-    return copy.deepcopy(module).to(torch.float64).eval()
+    return copy.deepcopy(module).to("cpu", torch.float64).eval()
 
 
 def no_decision(n_tasks: int) -> SharingDecision:
