@@ -39,12 +39,15 @@ class BayesAggMTLClassifier(
     accepts; ``missing_label`` marks entries without a label, ignored in
     that task's loss. The heads are trained by their own cross-entropy. With
     ``aggregator="bayesagg"`` the backbone follows BayesAgg-MTL
-    (Section 3.2 of Achituve et al., 2024): each head has a Gaussian posterior from one
-    generalised Gauss-Newton / Newton step around its current weights (the
-    previous epoch's full-data posterior as prior), the moments of each task's
-    per-sample gradient with respect to the shared representation are
-    estimated by Monte Carlo, and the task gradients are combined by
-    precision weighting per sample and dimension.
+    (Section 3.2 of Achituve et al., 2024): each head has a Gaussian batch
+    posterior with the generalised Gauss-Newton precision of the batch plus
+    the previous epoch's full-data posterior, centred at the head's current
+    weights (the paper's Newton step from them: ``BayesAgg(posterior_mean=
+    "newton")``), the moments of each task's per-sample gradient with respect
+    to the shared representation are estimated by Monte Carlo, and the task
+    gradients are combined by precision weighting per sample and dimension.
+    With ``sharing="auto"`` a task that the shared network serves worse than
+    a fine-tuned copy of its own takes the copy.
 
     After training, each head's posterior (a last-layer Laplace approximation:
     GGN around the trained weights, prior ``N(0, gamma I)``, all training rows)
