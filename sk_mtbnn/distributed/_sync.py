@@ -1,18 +1,26 @@
-"""What the processes of a data-parallel fit exchange: gradients, epoch losses, row work.
+"""What the processes of a data-parallel fit exchange, and how their failures reach the caller.
 
-Every function here is a collective of :mod:`torch.distributed`: all processes
-of the group call it at the same point, with tensors of the same shapes.
+The gradient and loss callback and the row work are collectives of
+:mod:`torch.distributed`: all processes of the group call them at the same
+point, with tensors of the same shapes. :func:`run_processes` starts the
+processes and raises the first failure of any.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+import pickle
+import re
+import signal
 import time
+from multiprocessing.connection import wait
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 from skorch.callbacks import Callback
 
 from ..estimators._regression import RowWork
@@ -202,3 +210,72 @@ def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:
     sizes = [n_rows // world_size + (r < n_rows % world_size) for r in range(world_size)]
     start = sum(sizes[:rank])
     return slice(start, start + sizes[rank])
+
+
+def run_processes(worker, args, n_processes: int, timeout: float, tmp: Path) -> None:
+    """Start ``worker`` in the processes and wait for them; raise the first failure of any."""
+    context = mp.start_processes(
+        worker, args=args, nprocs=n_processes, join=False, start_method="spawn"
+    )
+    processes = context.processes
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            codes = [p.exitcode for p in processes]
+            if any(code not in (None, 0) for code in codes):
+                _raise_failure(processes, tmp)
+            if all(code == 0 for code in codes):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"The {n_processes} training processes did not finish within "
+                    f"timeout={timeout} s; they were stopped. Raise timeout, or check that "
+                    "they can reach each other (master_addr, master_port)."
+                )
+            # Woken by the first process to end: a process that dies without a
+            # Python error (a signal) is noticed at once.
+            wait([p.sentinel for p in processes if p.exitcode is None], timeout=min(left, 5.0))
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(5.0)
+            if process.is_alive():  # SIGTERM ignored inside a native call
+                process.kill()
+            process.join()
+
+
+def _raise_failure(processes, tmp: Path) -> None:
+    """The error of the first process to fail: a crash by a signal, or its Python error."""
+    codes = [p.exitcode for p in processes]
+    crashed = [r for r, code in enumerate(codes) if code is not None and code < 0]
+    errors = sorted(tmp.glob("error_*.pkl"), key=lambda p: p.stat().st_mtime_ns)
+    if errors and not crashed:
+        with open(errors[0], "rb") as f:
+            raise pickle.load(f) from None
+    rank = crashed[0] if crashed else next(r for r, code in enumerate(codes) if code)
+    code, n = codes[rank], len(processes)
+    if code < 0:
+        how = f"was killed by signal {signal.Signals(-code).name} (exit code {code})"
+    else:
+        how = f"exited with code {code} without a Python error from fit"
+    log = tmp / f"stderr_{rank}.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    # faulthandler's list of loaded extension modules says nothing about the crash.
+    tail = re.sub(r"\n\s*Extension modules:.*", "", text).strip()[-3000:]
+    raise RuntimeError(
+        f"Training process {rank} of {n} (pid {processes[rank].pid}) {how}; the fit was "
+        "stopped."
+        + (f" Its last messages:\n{tail}" if tail else " Its messages, if any, are above.")
+        + "\nIn a script, call fit_data_parallel under `if __name__ == '__main__':` (the "
+        "processes are started with 'spawn', which imports the main module)."
+    )
+
+
+def save_error(error: BaseException, path: Path) -> None:
+    try:
+        payload = pickle.dumps(error)
+    except Exception:  # an exception that does not pickle: keep its text
+        payload = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
+    path.write_bytes(payload)

@@ -19,19 +19,15 @@ import dataclasses
 import faulthandler
 import os
 import pickle
-import re
-import signal
 import sys
 import tempfile
 import time
 from datetime import timedelta
-from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from sklearn.base import clone
 
 from .._param_validation import validate_params
@@ -39,7 +35,15 @@ from ..aggregators import resolve_aggregator
 from ..aggregators.mean import MeanAggregator
 from ..estimators._device import check_device
 from ..estimators._regression import row_work
-from ._sync import SYNC_CALLBACK, GradientSync, ServesRowWork, SharedRowWork, detach_from_group
+from ._sync import (
+    SYNC_CALLBACK,
+    GradientSync,
+    ServesRowWork,
+    SharedRowWork,
+    detach_from_group,
+    run_processes,
+    save_error,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +236,7 @@ def fit_data_parallel(
             fit_params,
             tmp,
         )
-        _run(args, n_processes, timeout, Path(tmp))
+        run_processes(_worker, args, n_processes, timeout, Path(tmp))
         with open(Path(tmp) / "result.pkl", "rb") as f:
             fitted, report = pickle.load(f)
     del store
@@ -302,67 +306,6 @@ def _rendezvous_store(addr: str, port: int | None, timeout: float):
         ) from None
 
 
-def _run(args, n_processes: int, timeout: float, tmp: Path) -> None:
-    """Start the processes and wait for them; raise the first failure of any."""
-    context = mp.start_processes(
-        _worker, args=args, nprocs=n_processes, join=False, start_method="spawn"
-    )
-    processes = context.processes
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            codes = [p.exitcode for p in processes]
-            if any(code not in (None, 0) for code in codes):
-                _raise_failure(processes, tmp)
-            if all(code == 0 for code in codes):
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(
-                    f"The {n_processes} training processes did not finish within "
-                    f"timeout={timeout} s; they were stopped. Raise timeout, or check that "
-                    "they can reach each other (master_addr, master_port)."
-                )
-            # Woken by the first process to end: a process that dies without a
-            # Python error (a signal) is noticed at once.
-            wait([p.sentinel for p in processes if p.exitcode is None], timeout=min(left, 5.0))
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-                process.join(5.0)
-            if process.is_alive():  # SIGTERM ignored inside a native call
-                process.kill()
-            process.join()
-
-
-def _raise_failure(processes, tmp: Path) -> None:
-    """The error of the first process to fail: a crash by a signal, or its Python error."""
-    codes = [p.exitcode for p in processes]
-    crashed = [r for r, code in enumerate(codes) if code is not None and code < 0]
-    errors = sorted(tmp.glob("error_*.pkl"), key=lambda p: p.stat().st_mtime_ns)
-    if errors and not crashed:
-        with open(errors[0], "rb") as f:
-            raise pickle.load(f) from None
-    rank = crashed[0] if crashed else next(r for r, code in enumerate(codes) if code)
-    code, n = codes[rank], len(processes)
-    if code < 0:
-        how = f"was killed by signal {signal.Signals(-code).name} (exit code {code})"
-    else:
-        how = f"exited with code {code} without a Python error from fit"
-    log = tmp / f"stderr_{rank}.log"
-    text = log.read_text(errors="replace") if log.exists() else ""
-    # faulthandler's list of loaded extension modules says nothing about the crash.
-    tail = re.sub(r"\n\s*Extension modules:.*", "", text).strip()[-3000:]
-    raise RuntimeError(
-        f"Training process {rank} of {n} (pid {processes[rank].pid}) {how}; the fit was "
-        "stopped."
-        + (f" Its last messages:\n{tail}" if tail else " Its messages, if any, are above.")
-        + "\nIn a script, call fit_data_parallel under `if __name__ == '__main__':` (the "
-        "processes are started with 'spawn', which imports the main module)."
-    )
-
-
 def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, y, fit_params, tmp):
     """One process: join the group, fit with the sharded loaders, process 0 saves the result."""
     if rank > 0:
@@ -410,7 +353,7 @@ def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, 
             os.replace(part, Path(tmp) / "result.pkl")
         code = 0
     except BaseException as error:
-        _save_error(error, Path(tmp) / f"error_{rank}.pkl")
+        save_error(error, Path(tmp) / f"error_{rank}.pkl")
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
@@ -451,11 +394,3 @@ def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
     del work._net_kwargs_hook
     detach_from_group(work.net_)
     return work, sync
-
-
-def _save_error(error: BaseException, path: Path) -> None:
-    try:
-        payload = pickle.dumps(error)
-    except Exception:  # an exception that does not pickle: keep its text
-        payload = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
-    path.write_bytes(payload)
