@@ -173,13 +173,13 @@ def _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float) -> 
     so the densities of two networks can be compared pairwise.
     """
     with torch.no_grad():
-        phi = work(x)
-        train = linear_stats(phi[:, train_rows], y[train_rows])
+        # Features of the scored rows only (the caller may pass many more rows).
+        train = linear_stats(work(x[train_rows]), y[train_rows])
         fit = maximise_evidence(train, alpha=alpha)
         noise = fit.noise_var + alpha
         mean, precision = _posterior(train, fit.prior_var, noise)
         cov = torch.cholesky_inverse(torch.linalg.cholesky(precision))
-        p = with_bias(phi[:, valid_rows])
+        p = with_bias(work(x[valid_rows]))
         pred_mean = torch.einsum("tbd,td->tb", p, mean)
         pred_var = torch.einsum("tbd,tde,tbe->tb", p, cov, p) + noise[:, None]
         target = y[valid_rows].T
@@ -208,9 +208,8 @@ def _significantly_better(new: Tensor, old: Tensor) -> bool:
 def _heldout_hyperparameters(work, x, y, train_rows, valid_rows, alpha: float) -> Evidence:
     """Prior and noise of trained features: those that maximise ``log p(y_valid | y_train)``."""
     with torch.no_grad():
-        phi = work(x)
-    train = linear_stats(phi[:, train_rows], y[train_rows])
-    valid = linear_stats(phi[:, valid_rows], y[valid_rows])
+        train = linear_stats(work(x[train_rows]), y[train_rows])
+        valid = linear_stats(work(x[valid_rows]), y[valid_rows])
     return maximise_conditional_evidence(train, valid, alpha=alpha)
 
 
