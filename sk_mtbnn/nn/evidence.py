@@ -298,7 +298,9 @@ def maximise_evidence(
         start = np.full(len(count), float(fallback_noise_var))
     else:
         free = np.zeros(len(count), dtype=bool)
-        start = np.broadcast_to(_numpy(torch.as_tensor(noise_var, dtype=torch.float64)), count.shape).copy()
+        start = np.broadcast_to(
+            _numpy(torch.as_tensor(noise_var, dtype=torch.float64)), count.shape
+        ).copy()
     prior_start = None
     if warm_start is not None and noise_var is None:
         prior_start = _numpy(warm_start.prior_var).copy()
