@@ -129,13 +129,14 @@ def _posterior(stats, prior_var: Tensor, noise_var: Tensor) -> tuple[Tensor, Ten
     return posterior(stats, noise_var, *isotropic_prior(n_tasks, dim, prior_var, stats.moment))
 
 
-def _split(n_rows: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def split_rows(n_rows: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Random training and held-out row indices, ``fraction`` of the rows (at least 1) held out."""
     order = torch.randperm(n_rows, generator=generator)
     n_valid = max(1, round(fraction * n_rows))
     return order[n_valid:], order[:n_valid]
 
 
-class _Adam:
+class Adam:
     """Adam (Kingma & Ba, ICLR 2015) on a list of leaf tensors.
 
     Written out because constructing any ``torch.optim`` optimiser imports
@@ -163,7 +164,7 @@ class _Adam:
             p.grad = None
 
 
-def _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float) -> Tensor:
+def heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float) -> Tensor:
     """Log predictive densities of the held-out labels, one per labelled cell.
 
     Under the posterior given the training rows, with the prior and noise
@@ -197,7 +198,7 @@ def _copy_state(state: dict, module: nn.Module) -> None:
             value.copy_(state[name].to(value.dtype))
 
 
-def _significantly_better(new: Tensor, old: Tensor) -> bool:
+def significantly_better(new: Tensor, old: Tensor) -> bool:
     """A one-sided paired z-test at 2 standard errors on per-cell log densities."""
     diff = new - old
     if len(diff) < 2:
@@ -267,19 +268,19 @@ def train_features(
         held-out rows.
     """
     generator = generator or torch.Generator().manual_seed(0)
-    train_rows, valid_rows = _split(len(X), validation_fraction, generator)
+    train_rows, valid_rows = split_rows(len(X), validation_fraction, generator)
     work = float64_copy(module)
     x, y = X.to(torch.float64), Y.to(torch.float64)
     x_train, y_train = x[train_rows], y[train_rows]
     reference = work if baseline is None else float64_copy(baseline)
-    start = _heldout_log_densities(reference, x, y, train_rows, valid_rows, alpha)
+    start = heldout_log_densities(reference, x, y, train_rows, valid_rows, alpha)
     best = (start, 0, copy.deepcopy(work.state_dict()))
     with torch.no_grad():
         fit = head_evidence_of_features(work(x_train), y_train, alpha)
     log_prior = torch.log(fit.prior_var).requires_grad_()
     log_noise = torch.log(fit.noise_var).requires_grad_()
     params = [*work.backbone.parameters(), *work.branches.parameters()]
-    optimiser = _Adam([*params, log_prior, log_noise], lr=learning_rate)
+    optimiser = Adam([*params, log_prior, log_noise], lr=learning_rate)
     n_train = float((~torch.isnan(y_train)).sum())
     stale = 0
     for step in range(1, max_steps + 1):
@@ -289,7 +290,7 @@ def train_features(
         optimiser.step()
         if step % check_every:
             continue
-        score = _heldout_log_densities(work, x, y, train_rows, valid_rows, alpha)
+        score = heldout_log_densities(work, x, y, train_rows, valid_rows, alpha)
         if score.sum() > best[0].sum():
             best, stale = (score, step, copy.deepcopy(work.state_dict())), 0
         else:
@@ -298,7 +299,7 @@ def train_features(
                 break
     score, step, state = best
     outcome = TrainingOutcome(0, float(start.sum()), float(score.sum()), None)
-    if not (step and _significantly_better(score, start)):
+    if not (step and significantly_better(score, start)):
         if baseline is not None:
             _copy_state(reference.state_dict(), module)
         return outcome  # the module keeps (or takes) the baseline's random features

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._training.full_batch import _Adam, _significantly_better
+from .._training.full_batch import Adam, significantly_better
 from ..nn.classification import MultiTaskClassificationNetwork
 from ..nn.network import PrivateFeatures
 from ._task_sharing import MIN_TRAIN_LABELS, SharingDecision, _cap
@@ -158,7 +158,7 @@ def fine_tune(
     params = [*weights, *biases, *(p for pair in heads for p in pair)]
     for p in params:
         p.requires_grad_(True)
-    optimizer = _Adam(params, lr=learning_rate)
+    optimizer = Adam(params, lr=learning_rate)
     x, y = x.float().cpu(), y.float().cpu()
     rows = [torch.nonzero(~torch.isnan(y[:, t]))[:, 0] for t in tasks]
     activation = module.backbone.activation
@@ -284,7 +284,7 @@ def choose_private_classifier_tasks(
     leaving = set()
     for i, t in enumerate(tasks):
         gain[t] = float((shared_lp[t] - private_lp[t]).mean())
-        if _significantly_better(private_lp[t], shared_lp[t]):
+        if significantly_better(private_lp[t], shared_lp[t]):
             shared[t] = False
             leaving.add(i)
     if leaving:

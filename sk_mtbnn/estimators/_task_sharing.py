@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._training.full_batch import _heldout_log_densities, _significantly_better
+from .._training.full_batch import heldout_log_densities, significantly_better
 from .._training.random_features import (
     LENGTHSCALES,
     draw_layout,
@@ -200,7 +200,7 @@ def choose_private_tasks(
         return SharingDecision(shared, gain)
     with torch.no_grad():
         work = float64_copy(module)
-        densities = _heldout_log_densities(work, x, y, train, valid, alpha)
+        densities = heldout_log_densities(work, x, y, train, valid, alpha)
         own = _OneTask(_private_backbone(module), module.backbone_columns)
         layouts = _own_layouts(own, x[train], generator, task_relevance, n_tasks)
         lengthscales, _ = _own_choices(
@@ -210,12 +210,12 @@ def choose_private_tasks(
         for t in range(n_tasks):
             set_random_features(own, layouts[t], lengthscales[t])
             candidate.private.set_task(t, own.backbone)
-        private = _heldout_log_densities(candidate, x, y, train, valid, alpha)
+        private = heldout_log_densities(candidate, x, y, train, valid, alpha)
     per_task = torch.split(densities, n_valid.tolist())
     per_task_private = torch.split(private, n_valid.tolist())
     for t in np.flatnonzero(candidates.numpy()):
         gain[t] = float((per_task[t] - per_task_private[t]).mean())
-        if _significantly_better(per_task_private[t], per_task[t]):
+        if significantly_better(per_task_private[t], per_task[t]):
             shared[t] = False
             set_random_features(own, layouts[t], lengthscales[t])
             module.private.set_task(int(t), own.backbone)
@@ -358,7 +358,7 @@ class AdaptiveSharingMixin:
         if not can_share_adaptively(module):
             self._record_sharing(None)
             return fit
-        from .._training.full_batch import _split
+        from .._training.full_batch import split_rows
         from .._training.random_features import draw_layout
 
         alpha = self._standardised_alpha(len(data.X))
@@ -377,7 +377,7 @@ class AdaptiveSharingMixin:
             # The generator's draws in fit_small_data: the layout, then the held-out split.
             generator = torch.Generator().manual_seed(int(data.seed))
             draw_layout(module, torch.as_tensor(data.X, dtype=torch.float32), generator)
-            train_rows, valid_rows = _split(len(data.X), 0.2, generator)
+            train_rows, valid_rows = split_rows(len(data.X), 0.2, generator)
             decision = choose_private_tasks(
                 module,
                 data.X,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sk_mtbnn._training.full_batch import (
-    _Adam,
+    Adam,
     condition_head,
     fit_small_data,
     train_features,
@@ -35,7 +35,7 @@ def test_adam_matches_torch_adam():
     A = A @ A.T + torch.eye(5, dtype=torch.float64)
     mine = torch.randn(5, generator=gen, dtype=torch.float64).requires_grad_()
     ref = mine.detach().clone().requires_grad_()
-    ours, theirs = _Adam([mine], lr=0.05), torch.optim.Adam([ref], lr=0.05)
+    ours, theirs = Adam([mine], lr=0.05), torch.optim.Adam([ref], lr=0.05)
     for _ in range(25):
         for p in (mine, ref):
             (p @ A @ p).backward()
