@@ -114,12 +114,16 @@ class SparseMultiTaskBNNRegressor(
         generalised-inverse-Gaussian hyperprior (Archambeau et al. 2011). The
         fitted relatedness is ``task_similarity_``. None: independent heads.
     sharing : {"auto", "all"}, default="auto"
-        Protection against negative transfer. ``"auto"``: after training, each
+        Protection against negative transfer. ``"auto"``: after the fit, each
         task compares the shared features with a private random-feature map
-        of its own (lengthscale chosen by that task's evidence) and uses its
-        own when its held-out labels prefer them by two standard errors; the
-        others (and tasks with fewer than 5 held-out labels) keep sharing
-        (docs/algorithms.rst, section "Negative transfer"; ``shared_tasks_``).
+        of its own (relevances and lengthscale chosen by that task's evidence,
+        as a single-task fit chooses them). With the small-data regime's
+        untrained features a task with 30 labels or more uses its own when
+        their evidence is higher by a nat; with trained features, when its
+        held-out labels prefer them by two standard errors (tasks with fewer
+        than 5 held-out or 10 training labels keep sharing). The others keep
+        sharing (docs/algorithms.rst, section "Negative transfer";
+        ``shared_tasks_``).
         It applies with a Gaussian head, no branch layers, task inputs,
         random features or ``head_prior`` (which relates the heads on the
         shared features), and a plain unpruned backbone of two layers or more
@@ -217,10 +221,11 @@ class SparseMultiTaskBNNRegressor(
         Which tasks use the shared features (see ``sharing``); all True with
         ``sharing="all"``.
     sharing_gain_ : ndarray of shape (n_tasks,)
-        Per task, the held-out log predictive density per label of the shared
-        features minus that of the task's private ones (nats; > 0: sharing
-        helps it); NaN where the task had fewer than 5 held-out or 10
-        training labels.
+        Per task, what the shared features gain it per label over its
+        private ones (nats; > 0: sharing helps it): the held-out log
+        predictive density, or with untrained features the log evidence
+        divided by the task's labels; NaN where the task had too few labels
+        to compare.
     regime_ : {"evidence", "network"}
         The regime used (see ``regime``).
     log_marginal_likelihood_value_ : float
