@@ -26,7 +26,13 @@ from bayesagg_mtl import DATA, load_conflicting, load_emotions, stl_aucs, task_a
 from sk_mtbnn import BayesAggMTLClassifier
 from sk_mtbnn.metrics import delta_m
 
-GRID = {"s": [0.1, 0.5, 1.0], "gamma": [1.0, 0.05], "ls_epochs": [1, 5]}
+GRID = {"s": [0.01, 0.1, 0.5, 1.0], "gamma": [1.0, 0.05], "ls_epochs": [1, 5]}
+
+
+def _defaults() -> dict:
+    """The classifier's defaults of the parameters in :data:`GRID`."""
+    params = BayesAggMTLClassifier().get_params()
+    return {name: params[name] for name in GRID}
 
 
 def configurations():
@@ -68,8 +74,9 @@ def main() -> None:
         "# Sensitivity of BayesAgg-MTL (classification)\n\n"
         f"Measured {date.today().isoformat()} on {platform.machine()}, one torch thread, "
         f"{args.seeds} seeds, by `python benchmarks/bayesagg_sensitivity.py "
-        f"--seeds {args.seeds}`. Defaults of `BayesAggMTLClassifier`: s=0.1, gamma=1.0, "
-        "ls_epochs=1.\n\n"
+        f"--seeds {args.seeds}`. Defaults of `BayesAggMTLClassifier`: "
+        + ", ".join(f"{k}={v}" for k, v in _defaults().items())
+        + " (other parameters at their defaults, e.g. `sharing`).\n\n"
     )
     out = Path(args.out)
     out.write_text(header + "\n".join(lines) + "\n")
