@@ -134,6 +134,7 @@ def heldout_noise_var(
     start: Tensor,
     min_labels: int,
     kl_weight: Tensor | float = 1.0,
+    prior: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Per task, the noise variance that maximises the held-out likelihood.
 
@@ -146,12 +147,18 @@ def heldout_noise_var(
     ``log start`` picks the best. Conditioning on the training rows inside the
     search prevents the collapse ``sigma -> 0`` that calibrating against a
     fixed posterior allows. Tasks with fewer than ``min_labels`` held-out
-    labels keep ``start``.
+    labels keep ``start``. ``prior`` ``(mean (T, D), precision (T, D, D))``
+    replaces the isotropic ``N(0, prior_var I)`` (a fitted task prior).
     """
     from scipy.optimize import minimize_scalar
 
     n_tasks, dim = train.moment.shape
-    prior_mean, prior_precision = isotropic_prior(1, dim, prior_var, train.moment)
+    if prior is None:
+        prior_mean, prior_precision = isotropic_prior(1, dim, prior_var, train.moment)
+        prior_mean = prior_mean.expand(n_tasks, dim)
+        prior_precision = prior_precision.expand(n_tasks, dim, dim)
+    else:
+        prior_mean, prior_precision = prior
     result = start.clone()
     weights = torch.as_tensor(kl_weight, dtype=train.moment.dtype).expand(n_tasks)
     for t in range(n_tasks):
@@ -162,10 +169,11 @@ def heldout_noise_var(
         y = y_valid[rows, t]
         stats_t = LinearStats(*(s[t : t + 1] for s in train))
         k_t = weights[t : t + 1]
+        m0, l0 = prior_mean[t : t + 1], prior_precision[t : t + 1]
 
-        def objective(log_var, p=p, y=y, stats_t=stats_t, k_t=k_t):
+        def objective(log_var, p=p, y=y, stats_t=stats_t, k_t=k_t, m0=m0, l0=l0):
             var = torch.full((1,), float(torch.exp(torch.tensor(log_var))), dtype=p.dtype)
-            mean, precision = posterior(stats_t, var, prior_mean, prior_precision, k_t)
+            mean, precision = posterior(stats_t, var, m0, l0, k_t)
             cov = torch.cholesky_inverse(torch.linalg.cholesky(precision[0]))
             pred_var = ((p @ cov) * p).sum(1) + var
             return float(torch.sum(torch.log(pred_var) + (y - p @ mean[0]).square() / pred_var))

@@ -77,3 +77,28 @@ def test_a_head_prior_keeps_every_task_on_the_shared_features():
     X, Y, _ = two_groups(0)
     est = SparseMultiTaskBNNRegressor(head_prior="clustering", random_state=0, **FAST).fit(X, Y)
     assert est.shared_tasks_.all()
+
+
+def test_the_noise_is_chosen_under_the_fitted_task_prior(monkeypatch):
+    from sk_mtbnn.estimators import _regression
+
+    calls = []
+    real = _regression.heldout_noise_var
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("prior"))
+        result = real(*args, **kwargs)
+        calls[-1] = (calls[-1], result)
+        return result
+
+    monkeypatch.setattr(_regression, "heldout_noise_var", spy)
+    X, Y, _ = two_groups(0)
+    reg = SparseMultiTaskBNNRegressor(head_prior="hierarchical", random_state=0, **FAST).fit(X, Y)
+    # First under the isotropic prior, then under the task prior fitted to the training rows
+    # (a per-task mean and precision); the head keeps the second choice.
+    assert len(calls) == 2 and calls[0][0] is None
+    (mean, precision), noise = calls[1]
+    assert mean.shape[0] == Y.shape[1] and precision.shape[0] == Y.shape[1]
+    head_noise = reg.net_.module_.head.noise_var().detach().double()
+    # float32 storage of the head's log noise std: relative 1e-6.
+    np.testing.assert_allclose(head_noise.numpy(), noise.numpy(), rtol=1e-5)
