@@ -159,22 +159,8 @@ class MultiTaskRegressorBase(
             with torch.no_grad():
                 phi_valid = module(Xv)
             if hasattr(head, "log_noise_std"):
-                noise_var = heldout_noise_var(
-                    train,
-                    phi_valid,
-                    Yv,
-                    head.prior_var,
-                    head.noise_var().detach(),
-                    MIN_CALIBRATION_LABELS,
-                    kl_weight,
-                )
-                with torch.no_grad():
-                    head.log_noise_std.copy_(0.5 * torch.log(noise_var))
-                if getattr(self, "head_prior", None) is not None:
-                    # The task prior is fitted given the noise, and it is the prior that
-                    # predicts: choose the noise once more under it, fitted on the training
-                    # rows only (the held-out rows judge, so they must not shape the prior).
-                    train_prior = self._task_prior(head, train, kl_weight)
+
+                def choose_noise(prior=None) -> None:
                     noise_var = heldout_noise_var(
                         train,
                         phi_valid,
@@ -183,10 +169,17 @@ class MultiTaskRegressorBase(
                         head.noise_var().detach(),
                         MIN_CALIBRATION_LABELS,
                         kl_weight,
-                        prior=train_prior,
+                        **({} if prior is None else {"prior": prior}),
                     )
                     with torch.no_grad():
                         head.log_noise_std.copy_(0.5 * torch.log(noise_var))
+
+                choose_noise()
+                if getattr(self, "head_prior", None) is not None:
+                    # The task prior is fitted given the noise, and it is the prior that
+                    # predicts: choose the noise once more under it, fitted on the training
+                    # rows only (the held-out rows judge, so they must not shape the prior).
+                    choose_noise(self._task_prior(head, train, kl_weight))
             stats = train + head.statistics(phi_valid, Yv)
         self._borrow_noise(head, stats.count)
         prior = self._task_prior(head, stats, kl_weight)
