@@ -24,7 +24,11 @@ the evidence rises by Armijo's rule.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+_LOG_2PI = math.log(2.0 * math.pi)
 
 #: Newton steps at most (each a few vectorised O(T D) operations).
 MAX_STEPS = 100
@@ -38,36 +42,61 @@ MAX_HALVINGS = 40
 GRADIENT_TOLERANCE = 1e-8
 
 
+def _precisions(x: np.ndarray, alpha: float, log_det_noise, count):
+    """``a = 1/v``, ``b = 1/(s2 + alpha)``, the noise term of the evidence and ``s2``.
+
+    Over any leading dimensions of ``x`` ``(..., T, 2)``. With
+    ``log_det_noise`` (per-row noise folded into the statistics) ``b = 1`` and
+    that term is ``log_det_noise``.
+    """
+    a = np.exp(-x[..., 0])
+    if log_det_noise is None:
+        noise = np.exp(x[..., 1])
+        b = 1.0 / (noise + alpha)
+        return a, b, count * np.log(b), noise
+    return a, np.ones_like(a), np.broadcast_to(log_det_noise, a.shape), np.zeros_like(a)
+
+
+def _value(spec, a, b, log_det, fit, log_d):
+    """Eq. (3.86) of Bishop (2006) from ``fit = sum z_i^2 / d_i`` and ``log_d = sum log d_i``."""
+    dim = spec.values.shape[1]
+    return 0.5 * (
+        dim * np.log(a) + log_det - b * spec.yy + b**2 * fit - log_d - spec.count * _LOG_2PI
+    )
+
+
+def log_evidence(x: np.ndarray, spec, alpha: float, log_det_noise=None) -> np.ndarray:
+    """Log evidence ``(..., T)`` at points ``x`` ``(..., T, 2)`` of ``(log v, log s2)``."""
+    a, b, log_det, _ = _precisions(x, alpha, log_det_noise, spec.count)
+    d = a[..., None] + b[..., None] * spec.values
+    return _value(spec, a, b, log_det, (spec.proj2 / d).sum(-1), np.log(d).sum(-1))
+
+
+def signed_log_evidence(x, terms, alpha: float, log_det_noise=None) -> np.ndarray:
+    """Sum of ``sign * log_evidence`` over ``terms = [(spectrum, sign), ...]``.
+
+    One term is the evidence; ``[(all rows, +1), (training rows, -1)]`` is the
+    conditional evidence ``log p(y_valid | y_train)``.
+    """
+    return sum(sign * log_evidence(x, spec, alpha, log_det_noise) for spec, sign in terms)
+
+
 def _derivatives(x: np.ndarray, spec, alpha: float, log_det_noise):
     """Log evidence ``(T,)``, gradient ``(T, 2)`` and Hessian ``(T, 2, 2)`` in ``x`` ``(T, 2)``.
 
     ``x[:, 0]`` is ``log v`` and ``x[:, 1]`` is ``log s2``. With
-    ``log_det_noise`` (per-row noise folded into the statistics) ``b = 1``
-    and the noise does not vary: its derivatives are zero.
+    ``log_det_noise`` the noise does not vary: its derivatives are zero.
     """
     values, proj2, yy, count = spec
     dim = values.shape[1]
-    a = np.exp(-x[:, 0])
-    if log_det_noise is None:
-        noise = np.exp(x[:, 1])
-        b = 1.0 / (noise + alpha)
-        log_det = count * np.log(b)
-    else:
-        noise, b, log_det = np.zeros(len(a)), np.ones(len(a)), log_det_noise
+    a, b, log_det, noise = _precisions(x, alpha, log_det_noise, count)
     d = a[:, None] + b[:, None] * values
     inv = 1.0 / d
     q1 = proj2 * inv
     q2 = q1 * inv
     q3 = q2 * inv
     s1 = q1.sum(1)
-    lml = 0.5 * (
-        dim * np.log(a)
-        + log_det
-        - b * yy
-        + b**2 * s1
-        - np.log(d).sum(1)
-        - count * np.log(2 * np.pi)
-    )
+    lml = _value(spec, a, b, log_det, s1, np.log(d).sum(1))
     # Derivatives in a and b (each sum over the eigen-directions).
     l_a = 0.5 * (dim / a - b**2 * q2.sum(1) - inv.sum(1))
     l_aa = 0.5 * (-dim / a**2 + 2 * b**2 * q3.sum(1) + (inv**2).sum(1))
@@ -98,26 +127,6 @@ def _derivatives(x: np.ndarray, spec, alpha: float, log_det_noise):
     return lml, grad, hess
 
 
-def _grid_values(x: np.ndarray, spec, alpha: float, log_det_noise) -> np.ndarray:
-    """Log evidence ``(G, T)`` at each of ``G`` points ``x`` ``(G, T, 2)``, in one pass."""
-    values, proj2, yy, count = spec
-    a = np.exp(-x[..., 0])
-    if log_det_noise is None:
-        b = 1.0 / (np.exp(x[..., 1]) + alpha)
-        log_det = count * np.log(b)
-    else:
-        b, log_det = np.ones_like(a), np.broadcast_to(log_det_noise, a.shape)
-    d = a[..., None] + b[..., None] * values
-    return 0.5 * (
-        values.shape[1] * np.log(a)
-        + log_det
-        - b * yy
-        + b**2 * (proj2 / d).sum(-1)
-        - np.log(d).sum(-1)
-        - count * np.log(2 * np.pi)
-    )
-
-
 def grid_start(terms, alpha: float, lower: np.ndarray, upper: np.ndarray, log_det_noise=None):
     """Per task, the best point ``(T, 2)`` of a grid over the bounds of ``(log v, log s2)``.
 
@@ -132,7 +141,7 @@ def grid_start(terms, alpha: float, lower: np.ndarray, upper: np.ndarray, log_de
     uu, ww = (g.ravel() for g in np.meshgrid(u, w, indexing="ij"))
     share = np.stack([uu, ww], axis=-1)[:, None, :]  # (G, 1, 2)
     points = lower[None] + share * (upper - lower)[None]  # (G, T, 2)
-    total = sum(sign * _grid_values(points, spec, alpha, log_det_noise) for spec, sign in terms)
+    total = signed_log_evidence(points, terms, alpha, log_det_noise)
     return points[np.argmax(total, axis=0), np.arange(n_tasks)]
 
 

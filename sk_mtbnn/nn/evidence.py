@@ -146,51 +146,6 @@ def _cholesky_log_evidence(stats: LinearStats, a: Tensor, b: Tensor, log_det_noi
     return 0.5 * (dim * torch.log(a) + log_det_noise - fit - logdet - stats.count * _LOG_2PI)
 
 
-def _negative_log_evidence(x, spec, alpha: float, log_det_noise):
-    """``-sum_t log p(y_t)`` and its gradient in ``x = (log v, log s2)``, numpy.
-
-    With ``d_i = a + b s_i`` and ``z = V^T Phi^T y`` (Eq. 3.86 of Bishop):
-    ``2 log p = D log a + N log b - b y^T y + b^2 sum z_i^2 / d_i - sum log d_i
-    - N log 2 pi``. ``log_det_noise`` replaces ``N log b`` when the noise
-    precisions are folded into the statistics (``b = 1``).
-    """
-    values, proj2, yy, count = spec
-    n_tasks, dim = values.shape
-    prior_var, noise_var = np.exp(x[:n_tasks]), np.exp(x[n_tasks:])
-    a = 1.0 / prior_var
-    if log_det_noise is None:
-        b = 1.0 / (noise_var + alpha)
-        log_det, dlog_det_db = count * np.log(b), count / b
-    else:
-        b, log_det, dlog_det_db = np.ones(n_tasks), log_det_noise, np.zeros(n_tasks)
-    d = a[:, None] + b[:, None] * values
-    q = proj2 / d
-    lml = 0.5 * (
-        dim * np.log(a) + log_det - b * yy + b**2 * q.sum(1) - np.log(d).sum(1) - count * _LOG_2PI
-    )
-    d_a = 0.5 * (dim / a - b**2 * (q / d).sum(1) - (1.0 / d).sum(1))
-    d_b = 0.5 * (
-        dlog_det_db - yy + 2 * b * q.sum(1) - b**2 * (q * values / d).sum(1) - (values / d).sum(1)
-    )
-    # Chain rule: da / dlog v = -a and db / dlog s2 = -b^2 s2 (0 when b = 1).
-    d_log_noise = -(b**2) * noise_var * d_b if log_det_noise is None else np.zeros(n_tasks)
-    grad = np.concatenate([-a * d_a, d_log_noise])
-    return -lml.sum(), -grad, lml
-
-
-def _signed_objective(x, terms, alpha: float, log_det_noise):
-    """Sum of ``sign * _negative_log_evidence`` over ``terms = [(spectrum, sign), ...]``.
-
-    One term is the evidence; ``[(all rows, +1), (training rows, -1)]`` is the
-    conditional evidence ``log p(y_valid | y_train)``.
-    """
-    value, grad, lml = 0.0, 0.0, 0.0
-    for spec, sign in terms:
-        v, g, per_task = _negative_log_evidence(x, spec, alpha, log_det_noise)
-        value, grad, lml = value + sign * v, grad + sign * g, lml + sign * per_task
-    return value, grad, lml
-
-
 def _optimise(
     terms: list[tuple[_Spectrum, float]],
     alpha: float,
@@ -215,11 +170,11 @@ def _optimise(
     one task in its noise mode (log evidence -85) where its signal mode has
     +86, and so did fixed starts at 50% and 5% of the targets' mean square in
     the noise. Tasks with ``free_noise`` false keep ``noise_start``.
-    ``terms`` are as in :func:`_signed_objective`. A ``prior_start`` replaces
-    the grid by one start there (a warm start, for nearby features).
-    ``max_iter`` bounds the Newton steps.
+    ``terms`` are as in :func:`~sk_mtbnn.nn._newton.signed_log_evidence`. A
+    ``prior_start`` replaces the grid by one start there (a warm start, for
+    nearby features). ``max_iter`` bounds the Newton steps.
     """
-    from ._newton import grid_start, maximise
+    from ._newton import grid_start, maximise, signed_log_evidence
 
     spec = terms[0][0]
     n_tasks = len(spec.count)
@@ -232,9 +187,7 @@ def _optimise(
     else:
         x0 = np.column_stack([np.log(prior_start), np.log(noise_start)])
     x = maximise(x0, terms, alpha, lower, upper, log_det_noise, max_iter)
-    best_x = np.concatenate([x[:, 0], x[:, 1]])
-    best_lml = _signed_objective(best_x, terms, alpha, log_det_noise)[2]
-    return np.exp(best_x[:n_tasks]), np.exp(best_x[n_tasks:]), best_lml
+    return np.exp(x[:, 0]), np.exp(x[:, 1]), signed_log_evidence(x, terms, alpha, log_det_noise)
 
 
 @fill_doc
