@@ -4,14 +4,11 @@ The private alternative of each label is the shared network fine-tuned on that l
 (``sk_mtbnn.estimators._classifier_sharing``); held-out log probabilities decide.
 """
 
-import pickle
-
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import sk_mtbnn
 from sk_mtbnn import BayesAggMTLClassifier
 from sk_mtbnn.estimators._classifier_sharing import (
     SharingClassificationNetwork,
@@ -164,15 +161,9 @@ def test_the_decision_needs_two_standard_errors():
     assert len(net.private_tasks()) == 0
 
 
-def test_a_private_label_round_trips(unrelated_fits, tmp_path):
+def test_a_private_label_round_trips(unrelated_fits, assert_sharing_round_trips):
     X, _, auto, _ = unrelated_fits
-    path = tmp_path / "clf.skmtbnn"
-    sk_mtbnn.save(auto, path)
-    for copy in (sk_mtbnn.load(path), pickle.loads(pickle.dumps(auto))):
-        np.testing.assert_array_equal(copy.shared_tasks_, auto.shared_tasks_)
-        np.testing.assert_array_equal(copy.sharing_gain_, auto.sharing_gain_)
-        for a, b in zip(copy.predict_proba(X[:9]), auto.predict_proba(X[:9])):
-            np.testing.assert_array_equal(a, b)
+    assert_sharing_round_trips(auto, lambda clf: clf.predict_proba(X[:9]))
 
 
 def test_a_multiclass_label_can_go_private():
