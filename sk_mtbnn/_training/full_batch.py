@@ -63,7 +63,9 @@ class SmallDataFit(NamedTuple):
     conditional evidence of the held-out rows (trained features);
     ``n_steps`` is the number of training steps kept (0: random features);
     ``task_relevance`` is the lengthscale search's
-    :attr:`~sk_mtbnn._training.random_features.LengthscaleChoice.task_relevance`.
+    :attr:`~sk_mtbnn._training.random_features.LengthscaleChoice.task_relevance`;
+    ``split`` the training and held-out rows that judged the feature training
+    (None when it was not tried).
     """
 
     module: nn.Module
@@ -73,6 +75,7 @@ class SmallDataFit(NamedTuple):
     criterion: Tensor
     n_steps: int
     task_relevance: Tensor | None = None
+    split: tuple[Tensor, Tensor] | None = None
 
 
 class TrainingOutcome(NamedTuple):
@@ -80,14 +83,16 @@ class TrainingOutcome(NamedTuple):
 
     ``n_steps`` is the kept step (0: the random features are kept),
     ``start_score`` and ``best_score`` the summed held-out log predictive
-    densities at the start and at the best check, and ``evidence`` the head
-    hyper-parameters for the kept features (None when none were kept).
+    densities at the start and at the best check, ``evidence`` the head
+    hyper-parameters for the kept features (None when none were kept), and
+    ``split`` the training and held-out rows.
     """
 
     n_steps: int
     start_score: float
     best_score: float
     evidence: Evidence | None
+    split: tuple[Tensor, Tensor]
 
 
 def condition_head(
@@ -298,7 +303,9 @@ def train_features(
             if stale >= patience:
                 break
     score, step, state = best
-    outcome = TrainingOutcome(0, float(start.sum()), float(score.sum()), None)
+    outcome = TrainingOutcome(
+        0, float(start.sum()), float(score.sum()), None, (train_rows, valid_rows)
+    )
     if not (step and significantly_better(score, start)):
         if baseline is not None:
             _copy_state(reference.state_dict(), module)
@@ -371,7 +378,7 @@ def fit_small_data(
     choice = choose_lengthscale(
         module, X, Y, alpha=alpha_t, lengthscales=lengthscales, generator=generator
     )
-    evidence, n_steps = choice.evidence, 0
+    evidence, n_steps, split = choice.evidence, 0, None
     n_labelled = int((~torch.isnan(Y)).any(1).sum())
     if train == "auto":
         train = n_labelled >= MIN_TRAIN_ROWS and alpha_t.ndim == 0
@@ -393,6 +400,7 @@ def fit_small_data(
             baseline=baseline,
             **train_options,
         )
+        split = outcome.split
         if outcome.n_steps:
             evidence, n_steps = outcome.evidence, outcome.n_steps
     phi = features64(module, X)
@@ -405,4 +413,5 @@ def fit_small_data(
         evidence.log_evidence,
         n_steps,
         choice.task_relevance,
+        split,
     )

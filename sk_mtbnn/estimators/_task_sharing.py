@@ -358,9 +358,6 @@ class AdaptiveSharingMixin:
         if not can_share_adaptively(module):
             self._record_sharing(None)
             return fit
-        from .._training.full_batch import split_rows
-        from .._training.random_features import draw_layout
-
         alpha = self._standardised_alpha(len(data.X))
         if fit.n_steps == 0:
             decision = choose_private_tasks_by_evidence(
@@ -374,10 +371,7 @@ class AdaptiveSharingMixin:
                 task_relevance=fit.task_relevance,
             )
         else:
-            # The generator's draws in fit_small_data: the layout, then the held-out split.
-            generator = torch.Generator().manual_seed(int(data.seed))
-            draw_layout(module, torch.as_tensor(data.X, dtype=torch.float32), generator)
-            train_rows, valid_rows = split_rows(len(data.X), 0.2, generator)
+            train_rows, valid_rows = fit.split  # the rows that judged the feature training
             decision = choose_private_tasks(
                 module,
                 data.X,
