@@ -31,19 +31,27 @@ def _import_package():
     import sk_mtbnn  # noqa: F401
 
 
-def test_predict_dask_on_the_cluster_equals_the_local_predict(client, fitted, pool, rtol):
-    mean, std = predict_dask(fitted, pool, return_std=True)
+def test_predict_dask_on_the_cluster_equals_the_local_predict(
+    client, fitted_regressor, dask_pool, worker_rtol
+):
+    mean, std = predict_dask(fitted_regressor, dask_pool, return_std=True)
     got_mean, got_std = client.compute([mean, std], sync=False)
-    local_mean, local_std = fitted.predict(pool.compute(), return_std=True)
-    np.testing.assert_allclose(got_mean.result(timeout=TIMEOUT), local_mean, rtol=rtol, atol=0)
-    np.testing.assert_allclose(got_std.result(timeout=TIMEOUT), local_std, rtol=rtol, atol=0)
+    local_mean, local_std = fitted_regressor.predict(dask_pool.compute(), return_std=True)
+    np.testing.assert_allclose(
+        got_mean.result(timeout=TIMEOUT), local_mean, rtol=worker_rtol, atol=0
+    )
+    np.testing.assert_allclose(got_std.result(timeout=TIMEOUT), local_std, rtol=worker_rtol, atol=0)
 
 
-def test_query_on_the_cluster_equals_ranking_the_local_scores(client, fitted, pool, rtol):
-    idx, values = query_pool_dask(fitted, pool, 30, split_every=2, return_scores=True)
-    local = predictive_std_score(fitted, pool.compute())
+def test_query_on_the_cluster_equals_ranking_the_local_scores(
+    client, fitted_regressor, dask_pool, worker_rtol
+):
+    idx, values = query_pool_dask(
+        fitted_regressor, dask_pool, 30, split_every=2, return_scores=True
+    )
+    local = predictive_std_score(fitted_regressor, dask_pool.compute())
     np.testing.assert_array_equal(idx, np.argsort(-local, kind="stable")[:30])
-    np.testing.assert_allclose(values, local[idx], rtol=rtol, atol=0)
+    np.testing.assert_allclose(values, local[idx], rtol=worker_rtol, atol=0)
 
 
 @pytest.mark.parametrize(

@@ -69,48 +69,59 @@ def _rounded_first_column(model, X):
 
 # ---------------------------------------------------------- model results
 @pytest.mark.parametrize("return_std", [False, True])
-def test_predict_dask_equals_the_local_predict(fitted, pool, return_std, rtol):
-    out = predict_dask(fitted, pool, return_std=return_std)
-    local = fitted.predict(pool.compute(), return_std=return_std)
+def test_predict_dask_equals_the_local_predict(
+    fitted_regressor, dask_pool, return_std, worker_rtol
+):
+    out = predict_dask(fitted_regressor, dask_pool, return_std=return_std)
+    local = fitted_regressor.predict(dask_pool.compute(), return_std=return_std)
     if not return_std:
         out, local = (out,), (local,)
     assert all(isinstance(o, da.Array) for o in out)
     for got, expected in zip(dask.compute(*out), local):
         assert got.shape == expected.shape  # (n,) for one task, (n, 2) for two
-        np.testing.assert_allclose(got, expected, rtol=rtol, atol=0)
+        np.testing.assert_allclose(got, expected, rtol=worker_rtol, atol=0)
 
 
-def test_predict_dask_gathers_split_columns(fitted, pool, rtol):
-    split = pool.rechunk({1: 1})
+def test_predict_dask_gathers_split_columns(fitted_regressor, dask_pool, worker_rtol):
+    split = dask_pool.rechunk({1: 1})
     np.testing.assert_allclose(
-        predict_dask(fitted, split).compute(), fitted.predict(pool.compute()), rtol=rtol
+        predict_dask(fitted_regressor, split).compute(),
+        fitted_regressor.predict(dask_pool.compute()),
+        rtol=worker_rtol,
     )
 
 
-def test_query_pool_dask_equals_ranking_the_local_scores(fitted, pool, rtol):
-    idx, values = query_pool_dask(fitted, pool, 25, split_every=2, return_scores=True)
-    local = predictive_std_score(fitted, pool.compute())
+def test_query_pool_dask_equals_ranking_the_local_scores(fitted_regressor, dask_pool, worker_rtol):
+    idx, values = query_pool_dask(
+        fitted_regressor, dask_pool, 25, split_every=2, return_scores=True
+    )
+    local = predictive_std_score(fitted_regressor, dask_pool.compute())
     np.testing.assert_array_equal(idx, np.argsort(-local, kind="stable")[:25])
-    np.testing.assert_allclose(values, local[idx], rtol=rtol)
+    np.testing.assert_allclose(values, local[idx], rtol=worker_rtol)
 
 
-def test_score_pool_dask_equals_the_local_scores(fitted, pool, rtol):
-    got = score_pool_dask(fitted, pool).compute()
-    np.testing.assert_allclose(got, predictive_std_score(fitted, pool.compute()), rtol=rtol)
+def test_score_pool_dask_equals_the_local_scores(fitted_regressor, dask_pool, worker_rtol):
+    got = score_pool_dask(fitted_regressor, dask_pool).compute()
+    np.testing.assert_allclose(
+        got, predictive_std_score(fitted_regressor, dask_pool.compute()), rtol=worker_rtol
+    )
 
 
-def test_the_model_enters_the_graph_once(fitted, pool):
+def test_the_model_enters_the_graph_once(fitted_regressor, dask_pool):
     # Each task is serialised on its own by a distributed scheduler: only one
     # graph node may carry the model, every block task refers to it by key.
-    size = len(pickle.dumps(fitted))
-    for collection in (predict_dask(fitted, pool), score_pool_dask(fitted, pool)):
+    size = len(pickle.dumps(fitted_regressor))
+    for collection in (
+        predict_dask(fitted_regressor, dask_pool),
+        score_pool_dask(fitted_regressor, dask_pool),
+    ):
         graph = dict(collection.__dask_graph__())
         heavy = [k for k, v in graph.items() if len(pickle.dumps(v)) >= size // 2]
         assert len(heavy) == 1, heavy
-        assert len(graph) > pool.numblocks[0]  # one task per block besides
+        assert len(graph) > dask_pool.numblocks[0]  # one task per block besides
 
 
-def test_a_model_fitted_on_a_dataframe_gets_named_blocks(pool):
+def test_a_model_fitted_on_a_dataframe_gets_named_blocks(dask_pool):
     pd = pytest.importorskip("pandas")
     from sk_mtbnn import SparseMultiTaskBNNRegressor
 
@@ -119,46 +130,50 @@ def test_a_model_fitted_on_a_dataframe_gets_named_blocks(pool):
     reg.fit(X, np.sin(X["a"]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "X does not have valid feature names"
-        got = predict_dask(reg, pool).compute()
-    np.testing.assert_allclose(got, reg.predict(pd.DataFrame(pool.compute(), columns=X.columns)))
+        got = predict_dask(reg, dask_pool).compute()
+    np.testing.assert_allclose(
+        got, reg.predict(pd.DataFrame(dask_pool.compute(), columns=X.columns))
+    )
 
 
 # ---------------------------------------------------------------- errors
-def test_inputs_that_are_not_2d_dask_arrays_are_rejected(fitted, pool):
+def test_inputs_that_are_not_2d_dask_arrays_are_rejected(fitted_regressor, dask_pool):
     with pytest.raises(TypeError, match=r"dask\.array\.from_array"):
-        predict_dask(fitted, pool.compute())
+        predict_dask(fitted_regressor, dask_pool.compute())
     with pytest.raises(ValueError, match="must be 2-D"):
-        query_pool_dask(fitted, pool[:, 0])
+        query_pool_dask(fitted_regressor, dask_pool[:, 0])
 
 
-def test_query_arguments_are_checked(fitted, pool):
+def test_query_arguments_are_checked(fitted_regressor, dask_pool):
     with pytest.raises(ValueError, match="exceeds the pool size 6000"):
-        query_pool_dask(fitted, pool, 6_001)
+        query_pool_dask(fitted_regressor, dask_pool, 6_001)
     with pytest.raises(ValueError, match="n_instances must be a positive integer"):
-        query_pool_dask(fitted, pool, 0)
+        query_pool_dask(fitted_regressor, dask_pool, 0)
     with pytest.raises(ValueError, match="split_every must be at least 2"):
-        query_pool_dask(fitted, pool, split_every=1)
-    unknown = pool[pool[:, 0] > 0]  # boolean selection: row counts unknown until computed
+        query_pool_dask(fitted_regressor, dask_pool, split_every=1)
+    unknown = dask_pool[dask_pool[:, 0] > 0]  # boolean selection: row counts unknown until computed
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
-        query_pool_dask(fitted, unknown)
+        query_pool_dask(fitted_regressor, unknown)
 
 
-def test_a_score_with_the_wrong_shape_or_not_finite_values_raises(fitted, pool):
+def test_a_score_with_the_wrong_shape_or_not_finite_values_raises(fitted_regressor, dask_pool):
     with pytest.raises(ValueError, match="one value per row"):
-        query_pool_dask(fitted, pool, score=lambda model, X: X)
+        query_pool_dask(fitted_regressor, dask_pool, score=lambda model, X: X)
     with pytest.raises(ValueError, match="not finite"):
-        query_pool_dask(fitted, pool, score=lambda model, X: np.where(X[:, 0] > 0, 1.0, np.nan))
+        query_pool_dask(
+            fitted_regressor, dask_pool, score=lambda model, X: np.where(X[:, 0] > 0, 1.0, np.nan)
+        )
 
 
-def test_a_wrong_number_of_features_fails_before_any_task_runs(fitted, pool):
+def test_a_wrong_number_of_features_fails_before_any_task_runs(fitted_regressor, dask_pool):
     with pytest.raises(ValueError, match="features"):
-        predict_dask(fitted, pool[:, :2])
+        predict_dask(fitted_regressor, dask_pool[:, :2])
 
 
-def test_missing_dask_names_the_extra(monkeypatch, fitted):
+def test_missing_dask_names_the_extra(monkeypatch, fitted_regressor):
     monkeypatch.setitem(sys.modules, "dask.array", None)  # import fails
     with pytest.raises(ImportError, match=r'pip install "sk_mtbnn\[dask\]"'):
-        predict_dask(fitted, np.zeros((3, 3)))
+        predict_dask(fitted_regressor, np.zeros((3, 3)))
 
 
 def test_missing_ray_names_the_extra(monkeypatch):

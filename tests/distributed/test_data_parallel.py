@@ -99,8 +99,8 @@ def test_end_of_fit_is_shared_exactly(fits):
     data = copy.copy(local)._prepare(X, y)
     # Same model, all rows in this process: the sums differ only in the order of
     # the float64 additions (the two halves' sums, then added), and each row's
-    # epistemic variance only by the chunk it is computed in (the conftest's rtol,
-    # 1e-12). Leaving out one process's half, or counting it twice, changes the
+    # epistemic variance only by the chunk it is computed in (the worker_rtol of
+    # tests/conftest.py, 1e-12). Leaving out one process's half, or counting it twice, changes the
     # ELBO by half of itself and the medians by O(1%).
     elbo = local._training_elbo(data.X, data.Y)
     np.testing.assert_allclose(two.elbo_, elbo, rtol=1e-12)

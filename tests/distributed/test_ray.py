@@ -37,23 +37,34 @@ def ray_session():
         os.environ["RAY_TQDM_PATCH_PRINT"] = previous
 
 
-def test_predict_dask_on_ray_equals_the_local_predict(ray_session, fitted, pool, rtol):
+def test_predict_dask_on_ray_equals_the_local_predict(
+    ray_session, fitted_regressor, dask_pool, worker_rtol
+):
     import dask
 
-    mean, std = predict_dask(fitted, pool, return_std=True)
+    mean, std = predict_dask(fitted_regressor, dask_pool, return_std=True)
     got_mean, got_std = dask.compute(mean, std, scheduler=ray_dask_scheduler())
-    local_mean, local_std = fitted.predict(pool.compute(scheduler="sync"), return_std=True)
-    np.testing.assert_allclose(got_mean, local_mean, rtol=rtol, atol=0)
-    np.testing.assert_allclose(got_std, local_std, rtol=rtol, atol=0)
-
-
-def test_query_on_ray_equals_ranking_the_local_scores(ray_session, fitted, pool, rtol):
-    idx, values = query_pool_dask(
-        fitted, pool, 30, split_every=2, return_scores=True, scheduler=ray_dask_scheduler()
+    local_mean, local_std = fitted_regressor.predict(
+        dask_pool.compute(scheduler="sync"), return_std=True
     )
-    local = predictive_std_score(fitted, pool.compute(scheduler="sync"))
+    np.testing.assert_allclose(got_mean, local_mean, rtol=worker_rtol, atol=0)
+    np.testing.assert_allclose(got_std, local_std, rtol=worker_rtol, atol=0)
+
+
+def test_query_on_ray_equals_ranking_the_local_scores(
+    ray_session, fitted_regressor, dask_pool, worker_rtol
+):
+    idx, values = query_pool_dask(
+        fitted_regressor,
+        dask_pool,
+        30,
+        split_every=2,
+        return_scores=True,
+        scheduler=ray_dask_scheduler(),
+    )
+    local = predictive_std_score(fitted_regressor, dask_pool.compute(scheduler="sync"))
     np.testing.assert_array_equal(idx, np.argsort(-local, kind="stable")[:30])
-    np.testing.assert_allclose(values, local[idx], rtol=rtol, atol=0)
+    np.testing.assert_allclose(values, local[idx], rtol=worker_rtol, atol=0)
 
 
 def test_grid_search_through_rays_joblib_backend_equals_a_local_one(ray_session, grid_search):
