@@ -70,9 +70,12 @@ def save(estimator, path: str | os.PathLike) -> None:
 
     Stores the parameters, every attribute of the last fit and the trained
     networks (as state dicts), with the versions of sk_mtbnn and its
-    dependencies. A value the format cannot store (e.g. a torchjd aggregator
-    object as ``aggregator``, a DataFrame kept from ``fit``) is refused with a
-    :class:`TypeError` that says what to pass instead; nothing is written then.
+    dependencies. pandas DataFrames and Series (``task_features`` given to
+    ``fit``, ``alpha``) are stored as plain data when their columns are
+    numeric or boolean. A value the format cannot store (e.g. a torchjd
+    aggregator object as ``aggregator``, a DataFrame with a ``category``
+    column) is refused with a :class:`TypeError` that says what to pass
+    instead; nothing is written then.
 
     Parameters
     ----------
@@ -200,6 +203,9 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
         ``major.minor`` series of sk_mtbnn (the message names both), names a
         class sk_mtbnn does not load, is corrupted or incomplete, or holds
         anything but arrays and tensors (e.g. a pickle payload).
+    ImportError
+        If the file holds a pandas DataFrame or Series and pandas is not
+        installed.
 
     See Also
     --------

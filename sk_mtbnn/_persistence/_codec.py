@@ -2,7 +2,8 @@
 
 A value becomes a JSON tree whose leaves are JSON scalars or tagged objects
 (``{"__tag__": ...}``); numpy arrays and torch tensors are stored apart, under
-a key that the tree names. Only the types below can be written and read back;
+a key that the tree names (pandas DataFrames and Series too, as arrays and
+labels: :mod:`._pandas`). Only the types below can be written and read back;
 anything else is refused when saving (:class:`UnrepresentableError`), and an
 unknown tag is refused when loading. Decoding never imports a module by a name
 read from the file: classes come from fixed allow-lists.
@@ -35,6 +36,8 @@ _TAGS = (
     "__aggregator__",
     "__history__",
     "__estimator__",
+    "__dataframe__",
+    "__series__",
 )
 
 
@@ -181,11 +184,19 @@ class Encoder:
             }
             state = self._estimator_state(v, self, where)
             return {"__estimator__": type(v).__name__, "params": params, "state": state}
+        from . import _pandas  # here: it imports this module's errors
+
+        tag = _pandas.pandas_tag(v)
+        if tag == "__dataframe__":
+            return {tag: _pandas.encode_dataframe(v, self, where)}
+        if tag == "__series__":
+            return {tag: _pandas.encode_series(v, self, where)}
         raise UnrepresentableError(
             f"{where} is {_describe(v)}, which the safe format "
             "cannot store. It stores numbers, strings, ranges, numpy arrays, torch tensors, "
             "lists, tuples and dicts of these, torch.optim optimiser classes, torch devices, "
-            "numpy RandomState objects, the aggregators "
+            "numpy RandomState objects, pandas DataFrames and Series of numeric columns, the "
+            "aggregators "
             f"{sorted(_aggregator_classes())} and the sk_mtbnn estimators: pass one of these "
             "(e.g. an aggregator by its name, data as numpy arrays), or use pickle if you "
             "trust whoever loads the file."
@@ -321,6 +332,16 @@ class Decoder:
         if node.get("state") is not None:
             self._estimator_state(estimator, node["state"], self)
         return estimator
+
+    def _dataframe(self, frame, node):
+        from . import _pandas
+
+        return _pandas.decode_dataframe(frame, self)
+
+    def _series(self, series, node):
+        from . import _pandas
+
+        return _pandas.decode_series(series, self)
 
     def _params(self, params) -> dict:
         if type(params) is not dict:
