@@ -34,11 +34,30 @@ X : array-like of shape (n_samples, n_features)
 sample_weight : array-like of shape (n_samples,), default=None
     Sample weights.""",
     # Constructor parameters of the network estimators.
-    "backbone_params": """\
+    "hidden_layer_sizes_param": """\
 hidden_layer_sizes : tuple of int, default=(128, 128)
-    Widths of the shared backbone's hidden layers.
+    Widths of the shared backbone's hidden layers.""",
+    "backbone_params": """\
+%(hidden_layer_sizes_param)s
 activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
     Activation of the backbone.""",
+    # Descriptions (without the ``name : type`` line) that an estimator continues.
+    "aggregator_options": """\
+How task gradients on the shared backbone are combined: ``"mean"``
+(linear scalarisation), ``"pcgrad"``, ``"task_sampling"`` (one task
+per step, drawn in proportion to its labels), ``"uniform_task_sampling"``,
+``"bayesagg"``, a :class:`~sk_mtbnn.aggregators.GradientAggregator`, or any
+``torchjd.aggregation`` aggregator (with the ``torchjd`` extra).""",
+    "ensemble_members": """\
+Members of a deep ensemble: independently initialised networks whose
+predictions are combined as an equal-weight mixture (the spread of
+the members' means is epistemic uncertainty). Members are trained
+through joblib (``n_jobs``).""",
+    "known_noise": """\
+Known noise variance of the training targets, in squared units of y
+(as in :class:`~sklearn.gaussian_process.GaussianProcessRegressor`):
+measurement errors that are known. The fitted noise ``noise_std_``
+models only the rest; predictions do not include ``alpha``.""",
     "learning_rate_param": """\
 learning_rate : float, default=3e-3
     Initial learning rate; it follows a cosine decay to zero over the
@@ -50,6 +69,14 @@ max_epochs : int or "auto", default="auto"
     sets get enough steps and large ones few passes.
 batch_size : int or "auto", default="auto"
     Mini-batch size; ``"auto"`` is ``min(128, n_samples)``.""",
+    "n_iter_no_change_param": """\
+n_iter_no_change : int, default=20
+    Patience of early stopping, in epochs (never fewer epochs than make
+    300 optimiser steps).""",
+    "normalize_y_param": """\
+normalize_y : bool, default=True
+    Standardise each task's targets (over its labelled entries) for
+    training; predictions are returned in the original units.""",
     "n_targets_param": """\
 n_targets : int, default=None
     Number of tasks of the prior, used by ``predict`` and ``sample_y``
@@ -65,31 +92,72 @@ n_jobs : int, default=None
     Parallel jobs training the ensemble members (joblib; ``None`` is 1
     unless in a :func:`joblib.parallel_config` context, ``-1`` all
     cores). Results do not depend on it.""",
+    "random_state_param": """\
+random_state : int, RandomState instance or None, default=None
+    Seeds initialisation, shuffling, the validation split and the
+    aggregator's draws (task sampling, Monte Carlo); an int gives
+    reproducible fits.""",
     "verbose_param": """\
 verbose : int, default=0
     0 silent; 1 prints skorch's table of epochs; 2 a progress bar for the
     whole fit (over the members, for an ensemble); 3 each member's bar too.""",
+    # Fitted attributes of the network estimators.
+    "fit_attributes": """\
+n_tasks_ : int
+    Number of tasks (columns of y).
+net_ : skorch.NeuralNet
+    The trained skorch net; ``net_.module_`` is the torch network.
+history_ : skorch.History
+    Per-epoch training (and validation) losses.
+n_epochs_ : int
+    Number of epochs trained.""",
+    "masks_attribute": """\
+masks_ : list of list of tuple of ndarray
+    ``masks_[t][l]`` is ``(weight_mask, bias_mask)`` (bool) of backbone
+    layer ``l`` for task ``t``.""",
+    "noise_std_attribute": """\
+noise_std_ : ndarray of shape (n_tasks,)
+    Fitted observation-noise standard deviation per task, units of y.""",
+    "estimators_attribute": """\
+estimators_ : list of estimators
+    The fitted members when ``n_estimators > 1``.""",
+    # The last constructor parameters of the regressors, in their order.
+    "regressor_run_params": """\
+%(n_targets_param)s
+%(device_param)s
+%(n_jobs_param)s
+%(random_state_param)s
+%(verbose_param)s""",
     "feature_attributes": """\
 n_features_in_ : int
     Number of features seen during fit.
-feature_names_in_ : ndarray
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
     Names of features seen during fit, when ``X`` has string column names.""",
     # Protection against negative transfer (sharing="auto").
+    # (The regressors' shared check, _task_sharing.AdaptiveSharingMixin.)
+    "sharing_choice": """\
+Protection against negative transfer. ``"auto"``: after the fit, each
+task compares the shared features with a private random-feature map
+of its own (relevances and lengthscale chosen by that task's evidence,
+as a single-task fit chooses them).""",
+    "sharing_heldout": """\
+A task uses its own when its held-out labels prefer them by two
+standard errors (tasks with fewer than 5 held-out or 10 training labels
+keep sharing); the others keep sharing (docs/algorithms.rst, section
+"Negative transfer"; ``shared_tasks_``).""",
     "sharing_param": """\
 sharing : {"auto", "all"}, default="auto"
-    Protection against negative transfer. ``"auto"``: after training, each
-    task compares the shared features with a private random-feature map of
-    its own (lengthscale chosen by that task's evidence) and uses its own
-    when its held-out labels prefer them by two standard errors; the others
-    (and tasks with fewer than 5 held-out or 10 training labels) keep
-    sharing (docs/algorithms.rst, section "Negative transfer";
-    ``shared_tasks_``). It needs a validation split and a backbone of two
-    layers or more with a ramp-like activation (not tanh); otherwise every
-    task shares. ``"all"``: every task uses the shared network.""",
-    "sharing_attributes": """\
+    %(sharing_choice)s
+    %(sharing_heldout)s
+    It needs a validation split and a backbone of two layers or more with
+    a ramp-like activation (not tanh); otherwise every task shares.
+    ``"all"``: every task uses the shared network.""",
+    "shared_tasks_attribute": """\
 shared_tasks_ : ndarray of bool of shape (n_tasks,)
     Which tasks use the shared features (see ``sharing``); all True with
-    ``sharing="all"``.
+    ``sharing="all"``.""",
+    "sharing_attributes": """\
+%(shared_tasks_attribute)s
 sharing_gain_ : ndarray of shape (n_tasks,)
     Per task, the held-out log predictive density per label of the shared
     features minus that of the task's private alternative (nats; > 0:

@@ -51,8 +51,7 @@ class SparseMultiTaskBNNRegressor(
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(128, 128)
-        Widths of the shared backbone's hidden layers.
+    %(hidden_layer_sizes_param)s
     branch_layer_sizes : tuple of int, default=()
         Widths of each task's own branch layers between the backbone and
         its head. Empty: the heads sit directly on the backbone.
@@ -60,11 +59,10 @@ class SparseMultiTaskBNNRegressor(
         Activation of backbone and branches. Smooth activations give smooth,
         GP-like interpolants.
     residual : bool, default=False
-        Residual backbone layers ``h + act(W h + b)`` (equal widths; the input
-        first passes a fixed random orthonormal projection). With
-        ``spectral_norm`` they make the representation distance preserving,
-        so the last layer's uncertainty grows away from the data (SNGP, Liu
-        et al. 2020; DUE, van Amersfoort et al. 2021).
+        Residual backbone layers ``h + act(W h + b)`` (equal widths; the input first
+        passes a fixed random orthonormal projection). With ``spectral_norm`` they make
+        the representation distance preserving, so the last layer's uncertainty grows
+        away from the data (SNGP, Liu et al. 2020; DUE, van Amersfoort et al. 2021).
     spectral_norm : float or None, default=None
         Soft spectral normalisation of every backbone weight,
         ``W / max(1, sigma_max(W) / c)`` with ``c = spectral_norm``.
@@ -103,68 +101,50 @@ class SparseMultiTaskBNNRegressor(
     head_prior : {"clustering", "gating", "hierarchical", "gumbel_softmax", \
             "group_sparsity"} or None, default=None
         A prior over the task heads that relates the tasks (seed 004;
-        docs/algorithms.rst, section on task-relatedness priors), fitted by
-        empirical Bayes on the final features when the heads are conditioned
-        after training (``regime="network"``): a mixture of Gaussians with
-        responsibilities (task clustering, Bakker & Heskes 2003), its gating by
-        task features (``fit(..., task_features=F)``, ``F`` of shape
-        ``(n_tasks, k)``), a shared-mean hierarchical prior, each task's prior a
-        mixture of the other tasks' posteriors (Gumbel-Softmax relatedness, Shen
-        et al. 2021), or a group-sparsity Gaussian scale mixture with a
-        generalised-inverse-Gaussian hyperprior (Archambeau et al. 2011). The
-        fitted relatedness is ``task_similarity_``. None: independent heads.
+        docs/algorithms.rst, section on task-relatedness priors), fitted by empirical
+        Bayes on the final features when the heads are conditioned after training
+        (``regime="network"``): a mixture of Gaussians with responsibilities (task
+        clustering, Bakker & Heskes 2003), its gating by task features
+        (``fit(..., task_features=F)``, ``F`` of shape ``(n_tasks, k)``), a shared-mean
+        hierarchical prior, each task's prior a mixture of the other tasks' posteriors
+        (Gumbel-Softmax relatedness, Shen et al. 2021), or a group-sparsity Gaussian
+        scale mixture with a generalised-inverse-Gaussian hyperprior (Archambeau et al.
+        2011). The fitted relatedness is ``task_similarity_``. None: independent heads.
     sharing : {"auto", "all"}, default="auto"
-        Protection against negative transfer. ``"auto"``: after the fit, each
-        task compares the shared features with a private random-feature map
-        of its own (relevances and lengthscale chosen by that task's evidence,
-        as a single-task fit chooses them). With the small-data regime's
-        untrained features a task with 30 labels or more uses its own when
-        their evidence is higher by a nat; with trained features, when its
-        held-out labels prefer them by two standard errors (tasks with fewer
-        than 5 held-out or 10 training labels keep sharing). The others keep
-        sharing (docs/algorithms.rst, section "Negative transfer";
-        ``shared_tasks_``).
+        %(sharing_choice)s
+        With the small-data regime's untrained features, a task with 30
+        labels or more uses its own when their evidence is higher by a nat;
+        with trained features, the held-out labels decide.
+        %(sharing_heldout)s
         It applies with a Gaussian head, no branch layers, task inputs,
         random features or ``head_prior`` (which relates the heads on the
         shared features), and a plain unpruned backbone of two layers or more
         with a ramp-like activation. ``"all"``: every task uses the shared
         network.
     aggregator : str or object, default="mean"
-        How task gradients on the shared backbone are combined: ``"mean"``
-        (linear scalarisation), ``"pcgrad"``, ``"task_sampling"`` (one task
-        per step, drawn in proportion to its labels),
-        ``"uniform_task_sampling"``, a
-        :class:`~sk_mtbnn.aggregators.GradientAggregator`, or any
-        ``torchjd.aggregation`` aggregator (with the ``torchjd`` extra).
+        %(aggregator_options)s
     n_estimators : int or "auto", default="auto"
-        Members of a deep ensemble: independently initialised networks whose
-        predictions are combined as an equal-weight mixture (the spread of
-        the members' means is epistemic uncertainty). Members are trained
-        through joblib (``n_jobs``). ``"auto"`` is 5 where the evidence regime
-        fits the members (about 0.1-0.5 s each up to 1,000 rows) and 1 for
-        mini-batch training, whose members cost a full training each: set it
-        (e.g. 5 with ``n_jobs=-1``) for distance-aware bands on large data.
+        %(ensemble_members)s
+        ``"auto"`` is 5 where the evidence regime fits the members (about
+        0.1-0.5 s each up to 1,000 rows) and 1 for mini-batch training, whose
+        members cost a full training each: set it (e.g. 5 with ``n_jobs=-1``)
+        for distance-aware bands on large data.
     regime : {"auto", "evidence", "network"}, default="auto"
-        How the network is fitted. ``"evidence"`` fits it the way a GP is
-        fitted: the backbone becomes a random-feature map whose lengthscale,
-        prior and noise variances maximise the evidence (type-II maximum
-        likelihood) of all labelled rows, and from 100 rows on the features
-        are also trained full-batch, kept only if their held-out likelihood is
-        clearly better (docs/algorithms.rst, section "The small-data regime").
-        ``"network"`` trains the network by mini-batches (the settings
-        below). ``"auto"`` takes ``"evidence"`` when there are at most 1,000
-        labelled rows, ``max_epochs="auto"`` and the network allows it (at
-        least two hidden layers, a ramp-like activation, Gaussian head with
-        dense covariance, no branch layers, ``reg_weight="auto"``), and
-        ``"network"`` otherwise.
+        How the network is fitted. ``"evidence"`` fits it the way a GP is fitted: the
+        backbone becomes a random-feature map whose lengthscale, prior and noise
+        variances maximise the evidence (type-II maximum likelihood) of all labelled
+        rows, and from 100 rows on the features are also trained full-batch, kept only
+        if their held-out likelihood is clearly better (docs/algorithms.rst, section
+        "The small-data regime"). ``"network"`` trains the network by mini-batches (the
+        settings below). ``"auto"`` takes ``"evidence"`` when there are at most 1,000
+        labelled rows, ``max_epochs="auto"`` and the network allows it (at least two
+        hidden layers, a ramp-like activation, Gaussian head with dense covariance, no
+        branch layers, ``reg_weight="auto"``), and ``"network"`` otherwise.
     alpha : float or array-like of shape (n_samples,) or (n_samples, n_tasks), default=0.0
-        Known noise variance of the training targets, in squared units of y
-        (as in :class:`~sklearn.gaussian_process.GaussianProcessRegressor`):
-        measurement errors that are known. The fitted noise ``noise_std_``
-        models only the rest; predictions do not include ``alpha``. Entries
-        of an array follow the rows (and tasks) of ``y``; an array needs the
-        evidence regime. With mini-batch training a scalar ``alpha`` is
-        subtracted from the noise chosen on held-out rows.
+        %(known_noise)s
+        Entries of an array follow the rows (and tasks) of ``y``; an array
+        needs the evidence regime. With mini-batch training a scalar
+        ``alpha`` is subtracted from the noise chosen on held-out rows.
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser of all parameters.
     %(learning_rate_param)s
@@ -173,53 +153,31 @@ class SparseMultiTaskBNNRegressor(
         regularised by their prior instead).
     %(epochs_params)s
     validation_fraction : float or None, default=0.2
-        Fraction of the rows held out for early stopping on the predictive
-        negative log-likelihood (the best epoch's weights are restored) and
-        for choosing the noise level (see ``refine_head``). None trains for
-        ``max_epochs`` on all rows, which overfits small data sets: their
-        bands come out too narrow.
-    n_iter_no_change : int, default=20
-        Patience of early stopping, in epochs (never fewer epochs than make
-        300 optimiser steps).
+        Fraction of the rows held out for early stopping on the predictive negative
+        log-likelihood (the best epoch's weights are restored) and for choosing the
+        noise level (see ``refine_head``). None trains for ``max_epochs`` on all rows,
+        which overfits small data sets: their bands come out too narrow.
+    %(n_iter_no_change_param)s
     refine_head : bool, default=True
-        After training, set each head's posterior to its closed-form optimum
-        given the final features and *all* labelled rows (exact for
-        ``"dense"``, mean-field for ``"diagonal"``, the mean only for
-        ``"lowrank"``; the conjugate Normal-Gamma update for
-        ``"student_t"``). With a validation split, a Gaussian head's noise is
-        first chosen to maximise the held-out likelihood (tasks with at
-        least 10 held-out labels).
-    normalize_y : bool, default=True
-        Standardise each task's targets (over its labelled entries) for
-        training; predictions are returned in the original units.
-    %(n_targets_param)s
-    %(device_param)s
-    %(n_jobs_param)s
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling, the validation split and the
-        aggregator; an int gives reproducible fits.
-    %(verbose_param)s
+        After training, set each head's posterior to its closed-form optimum given the
+        final features and *all* labelled rows (exact for ``"dense"``, mean-field for
+        ``"diagonal"``, the mean only for ``"lowrank"``; the conjugate Normal-Gamma
+        update for ``"student_t"``). With a validation split, a Gaussian head's noise is
+        first chosen to maximise the held-out likelihood (tasks with at least 10
+        held-out labels).
+    %(normalize_y_param)s
+    %(regressor_run_params)s
 
     Attributes
     ----------
-    n_tasks_ : int
-        Number of tasks (columns of y).
-    net_ : skorch.NeuralNet
-        The trained skorch net; ``net_.module_`` is the torch network.
-    history_ : skorch.History
-        Per-epoch training (and validation) losses.
-    masks_ : list of list of tuple of ndarray
-        ``masks_[t][l]`` is ``(weight_mask, bias_mask)`` (bool) of backbone
-        layer ``l`` for task ``t``.
-    noise_std_ : ndarray of shape (n_tasks,)
-        Fitted observation-noise standard deviation per task, units of y.
+    %(fit_attributes)s
+    %(masks_attribute)s
+    %(noise_std_attribute)s
     task_similarity_ : ndarray of shape (n_tasks, n_tasks)
         With ``head_prior``: the fitted relatedness of the tasks (1 on the
         diagonal for the clustering priors; see
         :func:`sk_mtbnn.plotting.plot_task_similarity`).
-    shared_tasks_ : ndarray of bool of shape (n_tasks,)
-        Which tasks use the shared features (see ``sharing``); all True with
-        ``sharing="all"``.
+    %(shared_tasks_attribute)s
     sharing_gain_ : ndarray of shape (n_tasks,)
         Per task, what the shared features gain it per label over its
         private ones (nats; > 0: sharing helps it): the held-out log
@@ -236,14 +194,8 @@ class SparseMultiTaskBNNRegressor(
         Evidence lower bound of the training data at the end of training
         (summed over tasks, in nats, units of y): the analogue of
         GaussianProcessRegressor's ``log_marginal_likelihood_value_``.
-    estimators_ : list of estimators
-        The fitted members when ``n_estimators > 1``.
-    n_epochs_ : int
-        Number of epochs trained.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit, when ``X`` has string column names.
+    %(estimators_attribute)s
+    %(feature_attributes)s
 
     See Also
     --------

@@ -45,3 +45,22 @@ def test_every_fragment_is_used_somewhere():
     text = "\n".join(sources)
     unused = [name for name in FRAGMENTS if f"%({name})s" not in text]
     assert not unused, f"fragments no docstring uses: {unused}"
+
+
+@pytest.mark.parametrize(
+    "name", ["SparseMultiTaskBNNRegressor", "BayesAggMTLRegressor", "BayesAggMTLClassifier"]
+)
+def test_estimators_render_every_parameter_once_in_signature_order(name):
+    import inspect
+
+    import sk_mtbnn
+
+    NumpyDocString = pytest.importorskip("numpydoc.docscrape").NumpyDocString  # the docs extra
+    cls = getattr(sk_mtbnn, name)
+    assert "%(" not in cls.__doc__  # every placeholder expanded
+    doc = NumpyDocString(inspect.cleandoc(cls.__doc__))
+    documented = [p.name for p in doc["Parameters"]]
+    assert documented == list(inspect.signature(cls).parameters)
+    assert all(p.desc for p in doc["Parameters"] + doc["Attributes"])  # none left empty
+    attributes = [p.name for p in doc["Attributes"]]
+    assert len(attributes) == len(set(attributes))
