@@ -1,18 +1,30 @@
-"""sk_mtbnn.save / sk_mtbnn.load: exact round trips without pickle, and clear refusals."""
+"""sk_mtbnn.save / sk_mtbnn.load: exact round trips without pickle, and clear refusals.
 
-import hashlib
+The pandas values (DataFrames and Series) are tested in test_persistence_pandas.py.
+"""
+
 import io
-import json
 import os
 import pickle
-import sys
-import warnings
-import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from persistence_helpers import (
+    NETWORK,
+    S,
+    X,
+    Y,
+    _fit,
+    _members,
+    _rewrite,
+    _round_trip,
+    _write,
+    assert_same_fitted_state,
+    assert_same_params,
+    assert_same_value,
+)
 from sklearn.base import clone
 
 import sk_mtbnn
@@ -22,22 +34,9 @@ from sk_mtbnn import (
     IterativeMagnitudePruning,
     SparseMultiTaskBNNRegressor,
 )
-from sk_mtbnn.aggregators import Aggregator, MeanAggregator, PCGrad
+from sk_mtbnn.aggregators import MeanAggregator, PCGrad
 from sk_mtbnn.persistence import FORMAT_VERSION, read_metadata
 
-S = SparseMultiTaskBNNRegressor
-NETWORK_ATTRIBUTES = {"net_", "_inference_module", "_inference_stamp", "history_"}
-
-
-def _data():
-    rng = np.random.RandomState(0)
-    X = rng.uniform(-2, 2, (40, 2))
-    y = np.c_[np.sin(X[:, 0]), X[:, 1] ** 2] + 0.1 * rng.randn(40, 2)
-    y[::4, 1] = np.nan
-    return X, y
-
-
-X, Y = _data()
 Y_CLASSES = np.c_[
     np.where(X[:, 0] > 0, "up", "down"),
     np.where(X[:, 1] > 0.5, "x", np.where(X[:, 1] < -0.5, "y", "z")),
@@ -48,7 +47,7 @@ Y_CLASSES[::5, 1] = None
 # heads and covariances, head priors, backbone options, aggregators given as
 # objects, optimiser classes, RandomState seeds, known noise, pruning.
 REGRESSORS = {
-    "network": S((8,), regime="network", max_epochs=5, random_state=0),
+    "network": NETWORK,
     "evidence": S((8, 8), regime="evidence", n_estimators=1, random_state=0),
     "evidence_ensemble": S((8, 8), regime="evidence", n_estimators=2, random_state=0),
     "network_ensemble": S((8,), n_estimators=2, max_epochs=3, random_state=0),
@@ -98,12 +97,6 @@ CLASSIFIERS = {
 }
 
 
-def _fit(estimator, X, y, **fit_params):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return clone(estimator).fit(X, y, **fit_params)
-
-
 @pytest.fixture(scope="module")
 def fitted_regressors():
     return {name: _fit(est, X, Y) for name, est in REGRESSORS.items()}
@@ -112,76 +105,6 @@ def fitted_regressors():
 @pytest.fixture(scope="module")
 def fitted_classifiers():
     return {name: _fit(est, X, Y_CLASSES) for name, est in CLASSIFIERS.items()}
-
-
-def _round_trip(estimator, tmp_path, name="model.skmtbnn"):
-    path = tmp_path / name
-    sk_mtbnn.save(estimator, path)
-    return sk_mtbnn.load(path)
-
-
-def assert_same_value(a, b, where="value"):
-    """Deep equality of fitted attributes (arrays exactly, NaN equal to NaN)."""
-    assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
-    if isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, z) in enumerate(zip(a, b)):
-            assert_same_value(x, z, f"{where}[{i}]")
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where
-        for k in a:
-            assert_same_value(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype, where
-        np.testing.assert_array_equal(a, b, err_msg=where)
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype, where
-        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=where)
-    elif isinstance(a, pd.DataFrame):
-        pd.testing.assert_frame_equal(a, b, check_exact=True, check_index_type=True)
-    elif isinstance(a, pd.Series):
-        pd.testing.assert_series_equal(a, b, check_exact=True, check_index_type=True)
-    elif isinstance(a, np.random.RandomState):
-        assert_same_value(a.get_state(), b.get_state(), where)
-    elif hasattr(a, "get_params"):
-        assert_same_params(a, b)
-    elif isinstance(a, Aggregator):
-        assert_same_value(vars(a), vars(b), where)
-    elif isinstance(a, float) and np.isnan(a):
-        assert np.isnan(b), where
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
-def assert_same_params(a, b):
-    assert type(a) is type(b)
-    pa, pb = a.get_params(deep=False), b.get_params(deep=False)
-    assert list(pa) == list(pb)
-    for k in pa:
-        assert_same_value(pa[k], pb[k], f"{type(a).__name__}.{k}")
-
-
-def assert_same_fitted_state(a, b):
-    """Every attribute of the last fit is restored (networks are compared by predictions)."""
-    names = set(getattr(a, "_fit_state_names", ()))
-    assert names == set(getattr(b, "_fit_state_names", ()))
-    for name in sorted(names - NETWORK_ATTRIBUTES):
-        va, vb = getattr(a, name), getattr(b, name)
-        if hasattr(va, "_fit_state_names") or hasattr(va, "net_"):
-            assert_same_fitted_state(va, vb)
-        elif isinstance(va, list) and va and hasattr(va[0], "net_"):
-            for ma, mb in zip(va, vb):
-                assert_same_fitted_state(ma, mb)
-        else:
-            assert_same_value(va, vb, name)
-    if "net_" in vars(a):
-        assert list(a.history_) == list(b.history_)
-        assert (b.history_ is b.net_.history) == (a.history_ is a.net_.history)
-        for (ka, ta), (kb, tb) in zip(
-            a.net_.module_.state_dict().items(), b.net_.module_.state_dict().items()
-        ):
-            assert ka == kb
-            torch.testing.assert_close(ta, tb, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", sorted(REGRESSORS))
@@ -331,178 +254,6 @@ def test_save_refuses_unrepresentable_fitted_state(tmp_path):
     with pytest.raises(TypeError, match="differs from the network"):
         sk_mtbnn.save(reg, tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
-
-
-# ------------------------------------------------------ pandas values
-# Mixed numeric and boolean columns, string labels for the tasks and columns.
-TASK_FRAME = pd.DataFrame(
-    {"size": [0.5, 2.0], "n_layers": [1, 3], "pretrained": [True, False]}, index=["sin", "sq"]
-)
-
-
-@pytest.mark.parametrize("n_estimators", [1, 2])
-def test_dataframe_task_features_round_trip(n_estimators, tmp_path):
-    reg = _fit(
-        S((8,), head_prior="gating", n_estimators=n_estimators, max_epochs=3, random_state=0),
-        X,
-        Y,
-        task_features=TASK_FRAME,
-    )
-    loaded = _round_trip(reg, tmp_path)
-    assert_same_fitted_state(reg, loaded)  # the frame too, by assert_frame_equal
-    pd.testing.assert_frame_equal(loaded._task_features_input, TASK_FRAME, check_exact=True)
-    for a, b in zip(reg.predict(X, return_std=True), loaded.predict(X, return_std=True)):
-        np.testing.assert_array_equal(a, b)
-    # The loaded frame is the one a refit of the members is given.
-    assert loaded._member_fit_params()["task_features"] is loaded._task_features_input
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        pd.Series(np.full(40, 1e-3), name="alpha"),
-        pd.Series(np.arange(3, dtype=np.int32), index=pd.Index([0.5, 1.5, 2.5], name="at")),
-        pd.Series([True, False], index=pd.Index(["a", 1], dtype=object)),
-        pd.DataFrame(np.full((40, 2), 1e-3), columns=pd.RangeIndex(2, name="task")),
-        pd.DataFrame([[1.0, 2.0j]], columns=["x", "x"], index=pd.Index([7], dtype=np.uint8)),
-        pd.DataFrame(index=pd.RangeIndex(3, 9, 2)),
-    ],
-    ids=["named", "float_index", "object_labels", "named_columns", "duplicates", "no_column"],
-)
-def test_pandas_parameters_round_trip(value, tmp_path):
-    est = S(alpha=value)
-    loaded = _round_trip(est, tmp_path)
-    assert_same_params(est, loaded)  # assert_frame_equal / assert_series_equal, exactly
-
-
-@pytest.mark.parametrize(
-    ("frame", "match"),
-    [
-        (TASK_FRAME.assign(kind=pd.Categorical(["a", "b"])), r"\(column 'kind'\) has the dtype "),
-        (TASK_FRAME.astype(object), r"\(column 'size'\) has the dtype 'object'"),
-        (TASK_FRAME.astype({"n_layers": "Int64"}), "the dtype 'Int64'"),
-        (TASK_FRAME.set_index([["a", "b"], [1, 2]]), r"\.index is a MultiIndex, which"),
-        (TASK_FRAME.set_axis(pd.to_datetime(["2020", "2021"])), r"\.index is a DatetimeIndex"),
-        (
-            TASK_FRAME.set_axis(pd.Index([np.int64(1), "a"], dtype=object)),
-            r"\.index\[0\] is .* \(of type int64\), not a string",
-        ),
-    ],
-    ids=["category", "object", "nullable", "multiindex", "datetime", "numpy_labels"],
-)
-def test_save_refuses_pandas_values_it_cannot_store(frame, match, tmp_path):
-    with pytest.raises(TypeError, match=match) as error:
-        sk_mtbnn.save(S(alpha=frame), tmp_path / "m")
-    assert "to_numpy(dtype=float)" in str(error.value)  # says what to pass instead
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_save_refuses_pandas_attrs(tmp_path):
-    series = pd.Series([1.0, 2.0])
-    series.attrs["source"] = "lab"  # metadata the format would lose
-    with pytest.raises(TypeError, match=r"attrs \['source'\].*obj\.attrs = \{\}"):
-        sk_mtbnn.save(S(alpha=series), tmp_path / "m")
-
-
-@pytest.fixture(scope="module")
-def saved_frame(tmp_path_factory):
-    """The file of a fitted model whose task features were a DataFrame."""
-    path = tmp_path_factory.mktemp("frame") / "m.skmtbnn"
-    gating = S((8,), head_prior="gating", max_epochs=2, random_state=0)
-    reg = _fit(gating, X, Y, task_features=TASK_FRAME)
-    sk_mtbnn.save(reg, path)
-    return path.read_bytes()
-
-
-def _frame(meta):
-    return meta["tree"]["state"]["attributes"]["_task_features_input"]["__dataframe__"]
-
-
-_ESTIMATOR = {"__estimator__": "SparseMultiTaskBNNRegressor", "params": {}}
-
-
-@pytest.mark.parametrize(
-    ("tamper", "match"),
-    [
-        (lambda f: f["dtypes"].__setitem__(0, "object"), "holds an array of dtype 'float64'"),
-        (lambda f: f["columns"]["labels"].__setitem__(0, _ESTIMATOR), "not a string, a number"),
-        (lambda f: f["index"].update(name={"__optimizer__": "SGD"}), "name .* not a string"),
-        (lambda f: f["index"].update(dtype="category"), "labels are stored with the dtypes"),
-        (lambda f: f["values"].__setitem__(0, _ESTIMATOR), "names an array"),
-        (lambda f: f["index"].update(__import__="os"), "index with the entries"),
-        (lambda f: f.update(reduce="os.system"), "DataFrame with the entries"),
-        (lambda f: f["dtypes"].pop(), "3 column labels, 2 dtypes and 3 columns"),
-    ],
-    ids=["dtype", "label", "name", "index_dtype", "values", "index_key", "key", "count"],
-)
-def test_load_refuses_a_tampered_dataframe(saved_frame, tamper, match, tmp_path):
-    path = tmp_path / "m.skmtbnn"
-    path.write_bytes(saved_frame)
-    _rewrite(path, metadata=lambda meta: tamper(_frame(meta)))
-    with pytest.raises(ValueError, match=rf"is not a valid sk_mtbnn file: .*{match}"):
-        sk_mtbnn.load(path)
-
-
-def test_load_refuses_a_non_numeric_array_as_a_dataframe_column(saved_frame, tmp_path):
-    # The arrays member is replaced (with its checksum) and the recorded dtype matches it:
-    # only the loader's own check of the column's dtype kind refuses it.
-    path = tmp_path / "m.skmtbnn"
-    path.write_bytes(saved_frame)
-    key = _frame(json.loads(_members(path)["metadata.json"]))["values"][0]
-    with np.load(io.BytesIO(_members(path)["arrays.npz"])) as stored:
-        arrays = {k: stored[k] for k in stored.files}
-    arrays[key] = np.array(["rm", "-rf"])
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    _rewrite(
-        path,
-        metadata=lambda m: _frame(m)["dtypes"].__setitem__(0, "<U3"),
-        **{"arrays.npz": buffer.getvalue()},
-    )
-    with pytest.raises(ValueError, match=r"column of dtype '<U3' .*only numeric and boolean"):
-        sk_mtbnn.load(path)
-
-
-def test_pandas_is_imported_only_to_load_a_file_that_holds_it(
-    saved_frame, fitted_regressors, tmp_path, monkeypatch
-):
-    framed = tmp_path / "frame.skmtbnn"
-    framed.write_bytes(saved_frame)
-    monkeypatch.setitem(sys.modules, "pandas", None)  # ``import pandas`` raises ImportError
-    plain = _round_trip(fitted_regressors["network"], tmp_path)
-    np.testing.assert_array_equal(plain.predict(X), fitted_regressors["network"].predict(X))
-    with pytest.raises(ImportError, match=r"holds a pandas DataFrame.*pip install pandas"):
-        sk_mtbnn.load(framed)
-
-
-def _members(path) -> dict:
-    with zipfile.ZipFile(path) as archive:
-        return {n: archive.read(n) for n in archive.namelist()}
-
-
-def _write(path, members) -> None:
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
-def _rewrite(path, metadata=None, **changes):
-    """Rewrite members of a saved file with matching checksums (a deliberate tampering).
-
-    ``metadata`` edits the parsed JSON in place; a member given as None is removed.
-    """
-    members = _members(path)
-    meta = json.loads(members["metadata.json"])
-    if metadata is not None:
-        metadata(meta)
-    for name, data in changes.items():
-        if data is None:
-            del members[name]
-        else:
-            members[name] = data
-            meta["sha256"][name] = hashlib.sha256(data).hexdigest()
-    members["metadata.json"] = json.dumps(meta).encode()
-    _write(path, members)
 
 
 @pytest.fixture
