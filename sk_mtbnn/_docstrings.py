@@ -94,23 +94,24 @@ n_jobs : int, default=None
     cores). Results do not depend on it.""",
     "random_state_param": """\
 random_state : int, RandomState instance or None, default=None
-    Seeds initialisation, shuffling, the validation split and the
-    aggregator's draws (task sampling, Monte Carlo); an int gives
+    Seeds initialisation, shuffling, the validation split and any random
+    draws of the aggregator (task sampling, Monte Carlo); an int gives
     reproducible fits.""",
     "verbose_param": """\
 verbose : int, default=0
     0 silent; 1 prints skorch's table of epochs; 2 a progress bar for the
     whole fit (over the members, for an ensemble); 3 each member's bar too.""",
-    # Fitted attributes of the network estimators.
+    # Fitted attributes of the network estimators (``net_`` last, so that an
+    # estimator's own sentences about its network may follow the fragment).
     "fit_attributes": """\
 n_tasks_ : int
     Number of tasks (columns of y).
-net_ : skorch.NeuralNet
-    The trained skorch net; ``net_.module_`` is the torch network.
+n_epochs_ : int
+    Number of epochs trained.
 history_ : skorch.History
     Per-epoch training (and validation) losses.
-n_epochs_ : int
-    Number of epochs trained.""",
+net_ : skorch.NeuralNet
+    The trained skorch net; ``net_.module_`` is the torch network.""",
     "masks_attribute": """\
 masks_ : list of list of tuple of ndarray
     ``masks_[t][l]`` is ``(weight_mask, bias_mask)`` (bool) of backbone

@@ -60,11 +60,10 @@ class BayesAggMTLClassifier(
     ----------
     %(backbone_params)s
     aggregator : str or object, default="bayesagg"
-        How task gradients reach the backbone: ``"bayesagg"``, a
-        :class:`~sk_mtbnn.aggregators.BayesAgg` with custom settings (then
-        ``gamma``, ``s``, ``n_mc_samples`` and ``ls_epochs`` below are
-        ignored), ``"mean"``, ``"pcgrad"``, task sampling, or any torchjd
-        aggregator.
+        %(aggregator_options)s
+        With a :class:`~sk_mtbnn.aggregators.BayesAgg` object of custom
+        settings, ``gamma``, ``s``, ``n_mc_samples`` and ``ls_epochs`` below
+        are ignored.
     gamma : float, default=1.0
         Prior variance of the head weights ``N(0, gamma I)``.
     s : float, default=0.01
@@ -102,27 +101,18 @@ class BayesAggMTLClassifier(
     validation_fraction : float or None, default=0.2
         Fraction of the rows held out for early stopping on the validation
         cross-entropy. None trains for ``max_epochs``.
-    n_iter_no_change : int, default=20
-        Patience of early stopping, in epochs.
+    %(n_iter_no_change_param)s
     %(device_param)s
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling, the split and the Monte Carlo draws.
+    %(random_state_param)s
     %(verbose_param)s
 
     Attributes
     ----------
     classes_ : ndarray or list of ndarray
         The classes of the task (one task) or of each task.
-    n_tasks_ : int
-        Number of tasks.
-    net_ : skorch.NeuralNet
-        The trained net.
-    history_ : skorch.History
-        Per-epoch losses.
+    %(fit_attributes)s
     task_weights_ : ndarray of shape (n_epochs_after_warm_up, n_tasks)
         With BayesAgg, each task's mean weight per epoch.
-    n_epochs_ : int
-        Epochs trained.
     %(sharing_attributes)s
     %(feature_attributes)s
 

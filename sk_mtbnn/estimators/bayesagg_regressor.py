@@ -62,19 +62,13 @@ class BayesAggMTLRegressor(AdaptiveSharingMixin, MultiTaskRegressorBase):
     ls_epochs : int, default=1
         Warm-up epochs of linear scalarisation before BayesAgg starts.
     alpha : float, default=0.0
-        Known noise variance of the training targets, in squared units of y
-        (as in :class:`~sklearn.gaussian_process.GaussianProcessRegressor`).
+        %(known_noise)s
         The heads are trained and conditioned with the total noise chosen on
-        held-out rows; ``alpha`` is then subtracted from it, so ``noise_std_``
-        and the predictions hold only the noise that ``alpha`` does not
-        explain. Per-row known noise needs
-        :class:`SparseMultiTaskBNNRegressor`'s evidence regime.
+        held-out rows; ``alpha`` is then subtracted from it. Per-row known
+        noise needs :class:`SparseMultiTaskBNNRegressor`'s evidence regime.
     %(sharing_param)s
     n_estimators : int, default=1
-        Members of a deep ensemble: independently initialised networks whose
-        predictions are combined as an equal-weight mixture (the spread of
-        the members' means is epistemic uncertainty). Members are trained
-        through joblib (``n_jobs``).
+        %(ensemble_members)s
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         Optimiser of the backbone.
     %(learning_rate_param)s
@@ -84,41 +78,25 @@ class BayesAggMTLRegressor(AdaptiveSharingMixin, MultiTaskRegressorBase):
     validation_fraction : float or None, default=0.2
         Fraction of the rows held out for early stopping and for choosing the
         predictive noise.
-    n_iter_no_change : int, default=20
-        Patience of early stopping, in epochs.
-    normalize_y : bool, default=True
-        Standardise each task's targets for training.
-    %(n_targets_param)s
-    %(device_param)s
-    %(n_jobs_param)s
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling and the validation split.
-    %(verbose_param)s
+    %(n_iter_no_change_param)s
+    %(normalize_y_param)s
+    %(regressor_run_params)s
 
     Attributes
     ----------
-    n_tasks_ : int
-        Number of tasks.
-    net_ : skorch.NeuralNet
-        The trained net; ``net_.module_.head`` holds the heads' posteriors.
-    history_ : skorch.History
-        Per-epoch training and validation losses.
+    %(fit_attributes)s
+        ``net_.module_.head`` holds the heads' posteriors.
     task_weights_ : ndarray of shape (n_epochs_after_warm_up, n_tasks)
         BayesAgg's weight of each task per epoch, averaged over the samples
         where the task is labelled and over the dimensions of ``h``.
-    noise_std_ : ndarray of shape (n_tasks,)
-        Predictive noise standard deviation per task, units of y.
+    %(noise_std_attribute)s
     elbo_ : float
         Log marginal likelihood of the training targets under the final
         heads (the ELBO is exact for a conditioned Bayesian linear head).
     %(sharing_attributes)s
-    estimators_ : list of estimators
-        The fitted members when ``n_estimators > 1``.
-    n_epochs_ : int
-        Epochs trained.
-    masks_ : list
-        Backbone masks per task and layer (all ones: BayesAgg needs one
-        shared representation).
+    %(estimators_attribute)s
+    %(masks_attribute)s
+        All ones: BayesAgg needs one shared representation.
     %(feature_attributes)s
 
     See Also

@@ -12,6 +12,7 @@ from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from .._docstrings import fill_doc
 from .._training.callbacks import progress_bar
 from .._validation import _nullable_as_float
 from ..estimators._base import seeded
@@ -32,6 +33,7 @@ from ._masks import (
 )
 
 
+@fill_doc
 class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimator):
     """Task-specific sparse subnetworks of a shared backbone (lottery-ticket style).
 
@@ -101,9 +103,7 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
     ----------
     estimator_ : estimator
         The final estimator, trained jointly with the selected masks.
-    masks_ : list of list of tuple of ndarray
-        ``masks_[t][l]`` is ``(weight_mask, bias_mask)`` of backbone layer ``l``
-        for task ``t``.
+    %(masks_attribute)s
     sparsity_ : ndarray of shape (n_tasks,)
         Fraction of pruned backbone weights (and biases, with ``prune_bias``)
         per task.

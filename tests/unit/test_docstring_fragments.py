@@ -47,9 +47,15 @@ def test_every_fragment_is_used_somewhere():
     assert not unused, f"fragments no docstring uses: {unused}"
 
 
-@pytest.mark.parametrize(
-    "name", ["SparseMultiTaskBNNRegressor", "BayesAggMTLRegressor", "BayesAggMTLClassifier"]
-)
+ESTIMATORS = [
+    "SparseMultiTaskBNNRegressor",
+    "BayesAggMTLRegressor",
+    "BayesAggMTLClassifier",
+    "IterativeMagnitudePruning",
+]
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
 def test_estimators_render_every_parameter_once_in_signature_order(name):
     import inspect
 
@@ -64,3 +70,55 @@ def test_estimators_render_every_parameter_once_in_signature_order(name):
     assert all(p.desc for p in doc["Parameters"] + doc["Attributes"])  # none left empty
     attributes = [p.name for p in doc["Attributes"]]
     assert len(attributes) == len(set(attributes))
+
+
+SPARSE, REGRESSOR, CLASSIFIER, PRUNING = ESTIMATORS
+# Which estimators document an entry with a fragment (their own sentences may follow it).
+ENTRY_FRAGMENTS = {
+    "fit_attributes": [SPARSE, REGRESSOR, CLASSIFIER],
+    "masks_attribute": [SPARSE, REGRESSOR, PRUNING],
+    "noise_std_attribute": [SPARSE, REGRESSOR],
+    "estimators_attribute": [SPARSE, REGRESSOR],
+    "n_iter_no_change_param": [SPARSE, REGRESSOR, CLASSIFIER],
+    "normalize_y_param": [SPARSE, REGRESSOR],
+    "regressor_run_params": [SPARSE, REGRESSOR],
+    "random_state_param": [SPARSE, REGRESSOR, CLASSIFIER],
+}
+# Fragments that start the description of a parameter: (parameter, estimators).
+DESCRIPTION_FRAGMENTS = {
+    "aggregator_options": ("aggregator", [SPARSE, CLASSIFIER]),
+    "ensemble_members": ("n_estimators", [SPARSE, REGRESSOR]),
+    "known_noise": ("alpha", [SPARSE, REGRESSOR]),
+}
+
+
+def _entries(text):
+    """``{name: (type, description lines)}`` of numpydoc Parameters and Attributes."""
+    import inspect
+
+    NumpyDocString = pytest.importorskip("numpydoc.docscrape").NumpyDocString  # the docs extra
+    doc = NumpyDocString(inspect.cleandoc(text))
+    return {p.name: (p.type, p.desc) for p in doc["Parameters"] + doc["Attributes"]}
+
+
+@pytest.mark.parametrize("fragment", sorted(ENTRY_FRAGMENTS))
+def test_shared_entries_render_the_fragment(fragment):
+    import sk_mtbnn
+
+    shared = _entries("Parameters\n----------\n" + expand_doc(FRAGMENTS[fragment]))
+    for name in ENTRY_FRAGMENTS[fragment]:
+        entries = _entries(getattr(sk_mtbnn, name).__doc__)
+        for entry, (kind, desc) in shared.items():
+            assert entries[entry][0] == kind, (name, entry)
+            assert entries[entry][1][: len(desc)] == desc, (name, entry)
+
+
+@pytest.mark.parametrize("fragment", sorted(DESCRIPTION_FRAGMENTS))
+def test_shared_descriptions_start_with_the_fragment(fragment):
+    import sk_mtbnn
+
+    param, names = DESCRIPTION_FRAGMENTS[fragment]
+    lines = expand_doc(FRAGMENTS[fragment]).split("\n")
+    for name in names:
+        desc = _entries(getattr(sk_mtbnn, name).__doc__)[param][1]
+        assert desc[: len(lines)] == lines, name
