@@ -22,19 +22,46 @@ def task_label(t: int, names: Sequence[str] | None) -> str:
     return f"task {t} ({names[t]!r})" if names else f"task {t}"
 
 
+#: The error for complex targets (scikit-learn's wording, then what to pass instead).
+COMPLEX_TARGETS = (
+    "Complex data not supported: the targets have complex values. Pass real-valued "
+    "targets, e.g. the real and imaginary parts as two tasks (np.c_[y.real, y.imag])."
+)
+
+
+def _holds_complex(a: np.ndarray) -> bool:
+    """Whether ``a`` is complex, or an object array holding a complex number."""
+    if a.dtype.kind == "c":
+        return True
+    return a.dtype.kind == "O" and any(
+        isinstance(v, (complex, np.complexfloating)) for v in a.ravel()
+    )
+
+
 def _nullable_as_float(y) -> np.ndarray:
-    """``y`` as an array; pandas' nullable numbers (``Float64``, ``Int64``) with NA as NaN."""
+    """``y`` as an array; pandas' nullable numbers (``Float64``, ``Int64``) with NA as NaN.
+
+    Complex targets raise a ``ValueError`` (:data:`COMPLEX_TARGETS`) here, before any
+    cast could drop their imaginary parts.
+    """
     if not hasattr(y, "astype") or isinstance(y, np.ndarray):
-        return np.asarray(y)
-    dtypes = y.dtypes if hasattr(y, "columns") else [getattr(y, "dtype", None)]
-    if dtypes is not None:
+        y_arr = np.asarray(y)
+    else:
+        dtypes = y.dtypes if hasattr(y, "columns") else [getattr(y, "dtype", None)]
+        kinds = {getattr(d, "kind", "O") for d in dtypes if d is not None}
+        if "c" in kinds or ("O" in kinds and _holds_complex(np.asarray(y, dtype=object))):
+            raise ValueError(COMPLEX_TARGETS)
         numeric_nullable = [
             getattr(d, "kind", "O") in "iuf" and getattr(d, "na_value", None) is not None
             for d in dtypes
+            if d is not None
         ]
         if any(numeric_nullable):
             return np.asarray(y.astype("float64"), dtype=np.float64)
-    return np.asarray(y)
+        y_arr = np.asarray(y)
+    if _holds_complex(y_arr):
+        raise ValueError(COMPLEX_TARGETS)
+    return y_arr
 
 
 #: Largest magnitude of an input or target entry: standardising squares the entries, and
@@ -79,9 +106,7 @@ def check_regression_targets(y, X, estimator_name: str) -> np.ndarray:
     if y is None:
         raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None.")
     names = _names_of(y)
-    y_arr = _nullable_as_float(y)
-    if y_arr.dtype.kind == "c":
-        raise ValueError("Complex data not supported: pass real-valued targets.")
+    y_arr = _nullable_as_float(y)  # refuses complex targets
     if y_arr.dtype.kind not in "biuf":
         try:
             y_arr = y_arr.astype(np.float64)
