@@ -24,6 +24,7 @@ import torch.multiprocessing as mp
 from skorch.callbacks import Callback
 
 from ..estimators._regression import RowWork
+from ._shards import ShardedRows
 
 #: Name of the callback in a net's callbacks.
 SYNC_CALLBACK = "data_parallel_sync"
@@ -132,13 +133,17 @@ class GradientSync(Callback):
 class SharedRowWork(RowWork):
     """Process 0's row work at the end of a fit, shared with the other processes.
 
-    Each call of :meth:`run` sends the other processes the method to call, the
-    float64 inference copy of the network it is to be called with (process 0's
-    state at that point: the private features of ``sharing="auto"`` and the
-    refined heads included) and each its contiguous part of the rows; every
-    process computes its part, and process 0 combines the parts in row order
-    (summed, or concatenated). The other processes run :func:`serve_row_work`
-    until :meth:`close`. Everything else at the end of the fit (the sharing
+    Each call of :meth:`run` sends the other processes the method to call and
+    the float64 inference copy of the network it is to be called with
+    (process 0's state at that point: the private features of
+    ``sharing="auto"`` and the refined heads included); every process
+    computes it on its part of the rows, and process 0 combines the parts
+    (summed, or put in row order). For sharded rows
+    (:class:`~sk_mtbnn.distributed._shards.ShardedRows`) a process's part is
+    the rows it holds; for whole arrays, process 0 sends each process a
+    contiguous part. :meth:`gather` brings every row of sharded rows into
+    process 0. The other processes run :func:`serve_row_work` until
+    :meth:`close`. Everything else at the end of the fit (the sharing
     decision, the held-out noise search) runs in process 0 alone.
     """
 
@@ -147,10 +152,21 @@ class SharedRowWork(RowWork):
         self.n_calls_ = 0
 
     def run(self, estimator, method: str, combine: str, *arrays):
+        rows = arrays[0]
+        if isinstance(rows, ShardedRows) and all(a is rows.y for a in arrays[1:]):
+            module = estimator._inference_module
+            message = ("rows", method, module, (rows.name, rows.ops, len(arrays) > 1, combine))
+            dist.broadcast_object_list([message], src=0)
+            results = [None] * self.world_size
+            mine = _run_blocks(estimator, method, combine, rows, len(arrays) > 1)
+            dist.gather_object(mine, results, dst=0)
+            self.n_calls_ += 1
+            return _combine(results, combine, len(rows))
+        arrays = tuple(np.asarray(a) for a in arrays)  # gathers sharded rows
         n_rows = len(arrays[0])
         if n_rows < self.world_size:  # a part would be empty: no need to share
             return super().run(estimator, method, combine, *arrays)
-        dist.broadcast_object_list([(method, estimator._inference_module)], src=0)
+        dist.broadcast_object_list([("parts", method, estimator._inference_module)], src=0)
         parts = [
             tuple(a[shard_rows(n_rows, r, self.world_size)] for a in arrays)
             for r in range(self.world_size)
@@ -161,6 +177,13 @@ class SharedRowWork(RowWork):
         if combine == "concatenate":
             return np.concatenate(results)
         return functools.reduce(operator.add, results)
+
+    def gather(self, rows: ShardedRows) -> np.ndarray:
+        """Every row of ``rows``, in order, in process 0 (the others serve)."""
+        dist.broadcast_object_list([("gather", rows.name, rows.ops)], src=0)
+        results = [None] * self.world_size
+        dist.gather_object(_held(rows), results, dst=0)
+        return _combine(results, "concatenate", len(rows))
 
     def close(self) -> None:
         """Let the other processes' :func:`serve_row_work` return."""
@@ -174,33 +197,96 @@ def _run_part(estimator, method: str, parts):
     return getattr(estimator, method)(*mine[0])
 
 
-def serve_row_work(estimator) -> None:
-    """The other processes' side of :meth:`SharedRowWork.run`, until process 0 closes it."""
+def _run_blocks(estimator, method: str, combine: str, rows: ShardedRows, with_y: bool):
+    """The method on the rows held here (and their targets): summed, or with their indices."""
+    fn = getattr(estimator, method)
+    done = [
+        (ids, fn(x, rows.y[ids]) if with_y else fn(x)) for x, ids in rows.local_blocks() if len(ids)
+    ]
+    if not done:
+        return None
+    if combine == "sum":
+        return functools.reduce(operator.add, (value for _, value in done))
+    return np.concatenate([ids for ids, _ in done]), np.concatenate([v for _, v in done])
+
+
+def _held(rows: ShardedRows):
+    """The rows held here, with their indices."""
+    blocks = list(rows.local_blocks())
+    return np.concatenate([ids for _, ids in blocks]), np.concatenate([x for x, _ in blocks])
+
+
+def _combine(results, combine: str, n_rows: int):
+    """The processes' results as one: their sum, or their rows put in row order."""
+    results = [r for r in results if r is not None]
+    if combine == "sum":
+        return functools.reduce(operator.add, results)
+    ids, values = results[0]
+    out = np.empty((n_rows, *values.shape[1:]), dtype=values.dtype)
+    for ids, values in results:
+        out[ids] = values
+    return out
+
+
+def shard_registry(data) -> dict:
+    """The sharded arrays of ``data``, by name."""
+    arrays = (data.X, data.train[0], None if data.valid is None else data.valid[0])
+    return {a.name: a for a in arrays if isinstance(a, ShardedRows)}
+
+
+def serve_row_work(estimator, registry: dict) -> None:
+    """The other processes' side of :class:`SharedRowWork`, until process 0 closes it."""
     while True:
         message = [None]
         dist.broadcast_object_list(message, src=0)
         if message[0] is None:
             return
-        method, estimator._inference_module = message[0]
-        dist.gather_object(_run_part(estimator, method, None), None, dst=0)
+        kind, *rest = message[0]
+        if kind == "gather":
+            name, ops = rest
+            dist.gather_object(_held(registry[name].with_ops(ops)), None, dst=0)
+            continue
+        method, estimator._inference_module, *spec = rest
+        if kind == "parts":
+            result = _run_part(estimator, method, None)
+        else:
+            name, ops, with_y, combine = spec[0]
+            result = _run_blocks(estimator, method, combine, registry[name].with_ops(ops), with_y)
+        dist.gather_object(result, None, dst=0)
 
 
 class ServesRowWork:
     """The end of the fit in the processes other than 0: process 0's row work, nothing else.
 
     Mixed into the estimator's class in those processes: the sharing decision,
-    the noise search and the rest run in process 0 alone, which sends each of
-    the others its part of the rows it needs (:class:`SharedRowWork`).
+    the noise search and the rest run in process 0 alone, which has each of
+    the others compute on its rows (:class:`SharedRowWork`).
     """
 
     def _finalise(self, data) -> None:
-        serve_row_work(self)
+        serve_row_work(self, shard_registry(data))
+
+
+class LeadsRowWork:
+    """The end of the fit in process 0: its sharded rows can be gathered, the others serve.
+
+    Mixed into the estimator's class in process 0; ``_shard_row_work`` is the
+    :class:`SharedRowWork` in force.
+    """
+
+    def _finalise(self, data) -> None:
+        for rows in shard_registry(data).values():
+            rows.gather = self._shard_row_work.gather
+        super()._finalise(data)
 
 
 def detach_from_group(net) -> None:
     """The fitted net as a one-process net: no sync callback, unsharded loaders."""
+    from .._training.loader import TensorBatchLoader
+
     net.callbacks = [c for c in net.callbacks if c[0] != SYNC_CALLBACK]
     net.callbacks_ = [c for c in net.callbacks_ if c[0] != SYNC_CALLBACK]
+    net.iterator_train = net.iterator_valid = TensorBatchLoader
     net.iterator_train__shard = None
     net.iterator_valid__shard = None
 

@@ -3,14 +3,17 @@
 :func:`fit_data_parallel` starts ``n_processes`` processes (torch's
 ``spawn``), joins them in a :mod:`torch.distributed` process group (gloo on
 CPU, NCCL between GPUs; the rendezvous store is served by the calling
-process) and fits the same estimator in each: every process draws the same
-global mini-batches and computes the gradient of its part, the gradients are
-averaged by an all-reduce before every optimiser step, and the epoch losses
-are averaged before early stopping decides. At the end of the fit process 0
-alone runs the steps that need all rows at once (the sharing decision, the
-held-out noise search) and shares the per-row sums (the heads' statistics,
-the ELBO) and per-row values (``ood_score``'s reference) with the other
-processes. Process 0 returns the fitted estimator.
+process) and fits the same estimator in each. The calling process
+validates, standardises and splits the data once and sends each process
+only its shard of the rows (:mod:`._shards`); every process draws the same
+global mini-batches and computes the gradient of the rows of each that it
+holds, the gradients are averaged by an all-reduce before every optimiser
+step, and the epoch losses are averaged before early stopping decides. At
+the end of the fit process 0 alone runs the steps that need all rows at
+once (the sharing decision, the held-out noise search) and has every
+process compute the per-row sums (the heads' statistics, the ELBO) and
+per-row values (``ood_score``'s reference) on its rows. Process 0 returns
+the fitted estimator.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import dataclasses
 import faulthandler
 import os
 import pickle
+import resource
 import sys
 import tempfile
 import time
@@ -35,9 +39,11 @@ from ..aggregators import resolve_aggregator
 from ..aggregators.mean import MeanAggregator
 from ..estimators._device import check_device
 from ..estimators._regression import row_work
+from ._shards import ShardLoader, shard_data, sharded_copy, write_shards
 from ._sync import (
     SYNC_CALLBACK,
     GradientSync,
+    LeadsRowWork,
     ServesRowWork,
     SharedRowWork,
     detach_from_group,
@@ -80,6 +86,14 @@ class DataParallelReport:
         Wall and CPU time of process 0 from the end of the training loop to
         the end of the fit (the head refinement, the sharing decision, the
         ELBO and ``ood_score``'s reference).
+    prepare_seconds : float
+        Wall time of the calling process's preparation (validation,
+        standardisation, the split, writing the shards), before the
+        processes start.
+    train_rows_held, valid_rows_held : tuple of int
+        Per process, the training and validation rows of ``X`` it received.
+    peak_rss_mib : tuple of float
+        Per process, its peak resident memory (MiB, ``ru_maxrss``).
 
     Examples
     --------
@@ -104,6 +118,10 @@ class DataParallelReport:
     train_seconds: float = float("nan")
     end_seconds: float = float("nan")
     end_cpu_seconds: float = float("nan")
+    prepare_seconds: float = float("nan")
+    train_rows_held: tuple = ()
+    valid_rows_held: tuple = ()
+    peak_rss_mib: tuple = ()
 
 
 def fit_data_parallel(
@@ -122,17 +140,21 @@ def fit_data_parallel(
 ):
     """Fit a copy of ``estimator`` data-parallel over ``n_processes`` processes.
 
-    Each process holds the data and computes the same standardisation and
-    validation split; every global mini-batch (drawn with the estimator's
-    seed, as in a one-process fit) is split into ``n_processes`` parts, each
-    process computes the gradient of its part, and one all-reduce per step
-    averages them (weighted by rows), so that the step is the one-process
-    step up to float32 rounding. Epoch losses are averaged for early
-    stopping. At the end of the fit, the closed-form head refinement sums the
-    sufficient statistics ``Phi^T Phi``, ``Phi^T y``, ``y^T y`` and label
-    counts of each process's part of the training rows, and the training
-    ELBO and ``ood_score``'s reference (a median over the rows) are computed
-    on the parts as well; the sharing decision (``sharing="auto"``) and the
+    The data is validated, standardised and split once, here; each process
+    receives only its shard of the rows of ``X``: a contiguous
+    ``1/n_processes`` of the training rows and its part of every validation
+    batch (process 0 also all validation rows, for the held-out noise
+    search; the targets go to every process). Every process draws the same
+    global mini-batches (with the estimator's seed, as in a one-process fit:
+    indices only) and computes the gradient of the rows of each batch that
+    it holds, and one all-reduce per step averages them (weighted by rows),
+    so that the step is the one-process step up to float32 rounding. Epoch
+    losses are averaged for early stopping. At the end of the fit, the
+    closed-form head refinement sums the sufficient statistics
+    ``Phi^T Phi``, ``Phi^T y``, ``y^T y`` and label counts of each
+    process's training rows, and the training ELBO and
+    ``ood_score``'s reference (a median over the rows) are computed on each
+    process's rows as well; the sharing decision (``sharing="auto"``) and the
     held-out noise search run once, in process 0. The engine is
     :mod:`torch.distributed` (no new dependency).
 
@@ -181,7 +203,8 @@ def fit_data_parallel(
     ValueError
         For a setting that data-parallel training does not support, a
         ``master_port`` that is in use, and whatever ``fit`` itself raises
-        (re-raised from the process where it failed first).
+        (its checks of the data here, before the processes start; the
+        others re-raised from the process where it failed first).
     RuntimeError
         When a process ends without a Python error (killed by a signal, a
         native crash): the message names the process, its signal or exit
@@ -199,9 +222,11 @@ def fit_data_parallel(
     statistics are float64 sums, equal to the one-process ones up to the
     order of summation; the ELBO and ``ood_score``'s reference equal the
     one-process computation on the same network up to the order of the
-    float64 additions. Every process holds all of the training rows (each
-    global batch is drawn from all of them, as in one process): the
-    computation is shared, the memory is not.
+    float64 additions. The rows of ``X`` are shared out: a process holds
+    about ``1/n_processes`` of them (process 0 in addition the validation
+    rows); the targets are held in full. Only with ``sharing="auto"`` and
+    validation rows does process 0 gather the training rows for the sharing
+    decision at the end of the fit (it then holds them until the fit ends).
 
     The processes are started with ``spawn``, which imports the main
     module: in a script, call this function under
@@ -224,6 +249,8 @@ def fit_data_parallel(
     start = time.perf_counter()
     store = _rendezvous_store(master_addr, master_port, timeout)
     with tempfile.TemporaryDirectory(prefix="sk_mtbnn_ddp_") as tmp:
+        state, skeleton = write_shards(estimator, X, y, fit_params, n_processes, Path(tmp))
+        prepared = time.perf_counter()
         args = (
             n_processes,
             (master_addr, store.port),
@@ -231,16 +258,23 @@ def fit_data_parallel(
             threads_per_process,
             float(timeout),
             estimator,
-            X,
-            y,
+            (state, skeleton),
             fit_params,
             tmp,
         )
         run_processes(_worker, args, n_processes, timeout, Path(tmp))
         with open(Path(tmp) / "result.pkl", "rb") as f:
             fitted, report = pickle.load(f)
+        held = [np.loadtxt(Path(tmp) / f"held_{r}.txt", ndmin=1) for r in range(n_processes)]
     del store
-    report = dataclasses.replace(report, total_seconds=time.perf_counter() - start)
+    report = dataclasses.replace(
+        report,
+        total_seconds=time.perf_counter() - start,
+        prepare_seconds=prepared - start,
+        train_rows_held=tuple(int(h[0]) for h in held),
+        valid_rows_held=tuple(int(h[1]) for h in held),
+        peak_rss_mib=tuple(float(h[2]) for h in held),
+    )
     return (fitted, report) if return_report else fitted
 
 
@@ -306,8 +340,10 @@ def _rendezvous_store(addr: str, port: int | None, timeout: float):
         ) from None
 
 
-def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, y, fit_params, tmp):
-    """One process: join the group, fit with the sharded loaders, process 0 saves the result."""
+def _worker(
+    rank, world_size, address, backend, threads, timeout, estimator, prepared, fit_params, tmp
+):
+    """One process: join the group, fit on its shard, process 0 saves the result."""
     if rank > 0:
         # The other processes' messages (native ones included) go to a file, which
         # the caller reads if the process crashes; process 0 writes to stderr.
@@ -325,12 +361,17 @@ def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, 
             world_size=world_size,
             timeout=timedelta(seconds=timeout),
         )
+        with open(Path(tmp) / f"shard_{rank}.pkl", "rb") as f:
+            shard = pickle.load(f)
+        held = [len(shard["X_train"]), len(shard.get("X_valid_all", shard.get("X_valid", ())))]
         try:
             dist.barrier()  # every process has started and imported
             start, cpu_start = time.perf_counter(), time.process_time()
-            fitted, sync = _fit_rank(estimator, X, y, fit_params, rank, world_size)
+            fitted, sync = _fit_rank(estimator, prepared, shard, fit_params, rank, world_size)
         finally:
             dist.destroy_process_group()
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        np.savetxt(Path(tmp) / f"held_{rank}.txt", [*held, peak_mib])
         if rank == 0:
             end, end_cpu = np.subtract((time.perf_counter(), time.process_time()), sync.train_end_)
             report = DataParallelReport(
@@ -364,13 +405,14 @@ def _worker(rank, world_size, address, backend, threads, timeout, estimator, X, 
     os._exit(code)
 
 
-def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
-    """Fit in one process: process 0 an ordinary clone, the others a helper."""
-    if rank == 0:
-        work = clone(estimator)
-    else:
-        helper = type(f"_Helper{type(estimator).__name__}", (ServesRowWork, type(estimator)), {})
-        work = helper(**estimator.get_params(deep=False)).set_params(verbose=0)
+def _fit_rank(estimator, prepared, shard: dict, fit_params, rank: int, world_size: int):
+    """Fit on this process's shard; the fitted estimator, of ``estimator``'s class."""
+    state, skeleton = prepared
+    work = sharded_copy(estimator, rank, (LeadsRowWork,) if rank == 0 else (ServesRowWork,))
+    if rank > 0:
+        work.set_params(verbose=0)
+    work._shard = (state, shard_data(skeleton, shard))
+    del shard
     device = check_device(work.device)
     if device.type == "cuda" and device.index is None:
         work.set_params(device=f"cuda:{rank % torch.cuda.device_count()}")
@@ -380,6 +422,8 @@ def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
         return {
             **kwargs,
             "callbacks": [(SYNC_CALLBACK, sync), *kwargs["callbacks"]],
+            "iterator_train": ShardLoader,
+            "iterator_valid": ShardLoader,
             "iterator_train__shard": (rank, world_size),
             "iterator_valid__shard": (rank, world_size),
         }
@@ -387,10 +431,13 @@ def _fit_rank(estimator, X, y, fit_params, rank: int, world_size: int):
     work._net_kwargs_hook = hook
     if rank == 0:
         with row_work(SharedRowWork(world_size)) as shared:
-            work.fit(X, y, **fit_params)
+            work._shard_row_work = shared
+            work.fit(None, None, **fit_params)
             shared.close()
     else:
-        work.fit(X, y, **fit_params)
-    del work._net_kwargs_hook
+        work.fit(None, None, **fit_params)
+    for name in ("_net_kwargs_hook", "_shard", "_shard_row_work"):
+        vars(work).pop(name, None)
+    work.__class__ = type(estimator)  # the mixins hold no state: an ordinary estimator
     detach_from_group(work.net_)
     return work, sync

@@ -11,7 +11,16 @@ import pytest
 import torch
 
 from sk_mtbnn import BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
+from sk_mtbnn._training.loader import TensorBatchLoader
 from sk_mtbnn.distributed import DataParallelReport, fit_data_parallel
+from sk_mtbnn.distributed._shards import (
+    ShardedRows,
+    ShardLoader,
+    plan_shards,
+    prepare_once,
+    shard_data,
+    valid_part_ids,
+)
 from sk_mtbnn.distributed._sync import shard_rows
 from sk_mtbnn.distributed.data_parallel import _rendezvous_store
 from sk_mtbnn.estimators import _regression
@@ -119,6 +128,7 @@ def test_fitted_estimator_is_ordinary(fits):
     assert two.regime_ == "network"
     assert all(name != "data_parallel_sync" for name, _ in two.net_.callbacks_)
     assert two.net_.iterator_train__shard is None
+    assert two.net_.iterator_train is two.net_.iterator_valid is TensorBatchLoader
     # Refitting in this process gives the one-process fit, bit for bit.
     refit = copy.deepcopy(two).fit(X, y)
     np.testing.assert_array_equal(refit.predict(X), one.predict(X))
@@ -177,7 +187,7 @@ class _AbortsInProcess1(SparseMultiTaskBNNRegressor):
     """Process 1 dies of SIGABRT as it starts fitting, as a native crash would."""
 
     def _fit(self, X, y, **fit_params):
-        if torch.distributed.get_rank() == 1:
+        if torch.distributed.is_initialized() and torch.distributed.get_rank() == 1:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
             os.write(2, b"native failure in process 1\n")
             os.kill(os.getpid(), signal.SIGABRT)
@@ -251,6 +261,89 @@ def test_shard_rows_partition(n_rows, world_size):
     parts = [range(n_rows)[shard_rows(n_rows, r, world_size)] for r in range(world_size)]
     assert [i for part in parts for i in part] == list(range(n_rows))
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_each_process_receives_only_its_shard(fits):
+    """Training rows: a contiguous half each; validation rows: each its part of every batch."""
+    *_, report = fits
+    n_train, n_valid = 385, 97  # see N_ROWS
+    assert sum(report.train_rows_held) == n_train
+    assert sorted(report.train_rows_held) == [192, 193]
+    # Process 0 runs the held-out noise search: it holds every validation row;
+    # process 1 its part of each of the 4 batches (16 + 16 + 16 + 0 rows).
+    assert report.valid_rows_held == (n_valid, 48)
+    assert len(report.peak_rss_mib) == 2 and min(report.peak_rss_mib) > 0
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    """The prepared data of the ``fits`` regressor and its shards for two processes."""
+    X, y = _data()
+    estimator = SparseMultiTaskBNNRegressor(**SETTINGS)
+    state, data = prepare_once(estimator, X, y, {})
+    skeleton, shards = plan_shards(data, 2)
+    return state, data, [shard_data(skeleton, shard) for shard in shards]
+
+
+def test_the_shards_partition_the_rows(prepared):
+    _, data, parts = prepared
+    X_train, Y_train = data.train
+    got = np.concatenate([part.train[0].blocks[0][0] for part in parts])
+    np.testing.assert_array_equal(got, X_train)  # contiguous halves, in order
+    ids = np.concatenate([part.X.blocks[1][1] for part in parts])  # validation parts
+    np.testing.assert_array_equal(np.sort(ids), np.arange(len(X_train), len(data.X)))
+    for part in parts:
+        assert len(part.X) == len(data.X) and part.X.rows_held < 0.6 * len(data.X)
+        np.testing.assert_array_equal(part.Y, np.concatenate([Y_train, data.valid[1]]))
+    assert isinstance(parts[1].valid[0], ShardedRows)
+    np.testing.assert_array_equal(parts[0].valid[0], data.valid[0])  # process 0: all of them
+
+
+def test_the_parts_of_each_batch_make_the_one_process_batch(prepared):
+    """Same seed, same permutation: the rows each process holds of a batch are its rows."""
+    from skorch.dataset import Dataset
+
+    _, data, parts = prepared
+
+    def batches(loader):
+        torch.manual_seed(0)  # as the fit seeds torch's generator
+        return [(x.numpy(), y.numpy()) for x, y in loader]
+
+    one = batches(TensorBatchLoader(Dataset(*data.train), batch_size=32, shuffle=True))
+    ranks = [
+        batches(ShardLoader(Dataset(*part.train), batch_size=32, shuffle=True, shard=(r, 2)))
+        for r, part in enumerate(parts)
+    ]
+    assert all(len(r) == len(one) for r in ranks)
+    for b, (x, y) in enumerate(one):
+        x2 = np.concatenate([r[b][0] for r in ranks])
+        y2 = np.concatenate([r[b][1] for r in ranks])
+        order, order2 = np.argsort(x[:, 0]), np.argsort(x2[:, 0])  # the same rows, reordered
+        np.testing.assert_array_equal(x2[order2], x[order])
+        np.testing.assert_array_equal(y2[order2], y[order])
+    # Validation: each process's part of each batch, as np.array_split cuts it.
+    for r, part in enumerate(parts):
+        got = batches(ShardLoader(Dataset(*part.valid), batch_size=32, shard=(r, 2)))
+        for b, (x, _) in enumerate(got):
+            rows = np.array_split(np.arange(32 * b, min(32 * (b + 1), 97)), 2)[r]
+            np.testing.assert_array_equal(x, data.valid[0][rows])
+
+
+def test_sharded_rows_record_column_operations():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((7, 3)).astype(np.float32)
+    scale, mean = rng.uniform(1, 2, 3), rng.standard_normal(3)
+    ids = np.array([1, 4, 6])
+    rows = ShardedRows("x", 7, ((X[ids], ids),), np.zeros((7, 1)))
+    shifted = rows * scale + mean  # recorded, applied to the rows held here
+    ((local, got_ids),) = shifted.local_blocks()
+    np.testing.assert_array_equal(local, X[ids] * scale + mean)
+    np.testing.assert_array_equal(got_ids, ids)
+    with pytest.raises(RuntimeError, match="only process 0 can gather them"):
+        np.asarray(shifted)
+    shifted.gather = lambda r: X * scale + mean  # what process 0's row work returns
+    np.testing.assert_array_equal(np.concatenate([shifted, X]), np.vstack([X * scale + mean, X]))
+    assert len(valid_part_ids(97, 32, 1, 2)) == 48
 
 
 def test_no_process_group_in_the_caller(fits):
