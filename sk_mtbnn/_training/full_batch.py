@@ -291,11 +291,18 @@ def train_features(
     for step in range(1, max_steps + 1):
         stats = linear_stats(work(x_train), y_train)
         lml = log_marginal_likelihood(stats, log_prior.exp(), log_noise.exp() + alpha)
+        if not bool(torch.isfinite(lml).all()):
+            break  # the features diverged: keep the best checkpoint so far
         (-lml.sum() / n_train).backward()
         optimiser.step()
         if step % check_every:
             continue
-        score = heldout_log_densities(work, x, y, train_rows, valid_rows, alpha)
+        try:
+            score = heldout_log_densities(work, x, y, train_rows, valid_rows, alpha)
+        except RuntimeError:  # no posterior on these features (LinAlgError is one)
+            break  # they diverged: keep the best checkpoint so far
+        if not bool(torch.isfinite(score).all()):
+            break
         if score.sum() > best[0].sum():
             best, stale = (score, step, copy.deepcopy(work.state_dict())), 0
         else:

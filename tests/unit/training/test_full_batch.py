@@ -248,3 +248,18 @@ def test_training_improves_held_out_fit_on_eight_inputs():
     # features raise the held-out log-likelihood of 200 rows by many nats.
     assert outcome.n_steps > 0
     assert outcome.best_score > outcome.start_score + 20
+
+
+def test_training_that_diverges_keeps_its_best_checkpoint():
+    # A step size of 1e3 blows the features up within a few steps (their
+    # posterior can no longer be formed); training must stop there and keep
+    # the last good checkpoint instead of raising.
+    x, y, _, _ = smooth_problem(n=60, seed=2)
+    X = torch.as_tensor((x - x.mean()) / x.std(), dtype=torch.float32)
+    Y = torch.as_tensor(((y - y.mean()) / y.std())[:, None], dtype=torch.float32)
+    net = network(hidden_layer_sizes=(32, 32))
+    choose_lengthscale(net, X, Y)
+    outcome = train_features(net, X, Y, max_steps=200, check_every=1, learning_rate=1e3)
+    assert outcome.n_steps < 200
+    phi = features64(net, X.double())
+    assert torch.isfinite(phi).all()
