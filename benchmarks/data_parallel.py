@@ -19,7 +19,10 @@ processes together, the all-reduce per step (bytes, process 0's time in it,
 waiting for the other process included, and the same all-reduce timed alone
 between two idle processes), and the largest difference between the
 predictions of the one- and two-process fits (the same global batches:
-float32 rounding only).
+float32 rounding only), and the peak resident memory (``VmHWM``) of the
+one-process fit's process, of the calling process during the data-parallel
+call, and of each training process (read from ``/proc`` while they run, so
+the same measurement applies to any version of ``fit_data_parallel``).
 
 Large batches keep the step's computation ahead of its fixed costs (Python,
 skorch, the optimiser, the all-reduce's latency): the global batch is
@@ -36,8 +39,10 @@ import argparse
 import dataclasses
 import os
 import platform
+import re
 import resource
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -55,6 +60,56 @@ def make_data(n: int, seed: int = 0):
     X = rng.uniform(-2, 2, size=(n, N_FEATURES))
     y = np.column_stack([np.sin(2 * X[:, 0]) + X[:, 1], X[:, 2] * X[:, 3]])
     return X, y + 0.1 * rng.standard_normal(y.shape)
+
+
+def _peak_rss_mib(pid="self") -> float:
+    """``VmHWM`` of a process (its peak resident memory), MiB; NaN once it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+
+
+def _reset_peak_rss() -> float:
+    """Restart this process's ``VmHWM`` at its resident memory (Linux >= 4.0); that, MiB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _peak_rss_mib()
+
+
+class ChildrenPeakMemory:
+    """Peak resident memory of this process's training processes, polled while they run."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval, self.peaks, self._stop = interval, {}, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.wait(self.interval):
+            for proc in Path("/proc").iterdir():
+                try:
+                    if not proc.name.isdigit() or (proc / "stat").read_text().split()[3] != me:
+                        continue
+                    if b"resource_tracker" in (proc / "cmdline").read_bytes():
+                        continue
+                except (OSError, IndexError):
+                    continue
+                peak = _peak_rss_mib(proc.name)
+                if peak == peak:  # not NaN
+                    self.peaks[int(proc.name)] = max(peak, self.peaks.get(int(proc.name), 0.0))
+
+    def by_process(self) -> list[float]:
+        """The peaks in the order the processes started (process 0 first)."""
+        return [self.peaks[pid] for pid in sorted(self.peaks)]
 
 
 def model(args):
@@ -153,7 +208,7 @@ def allreduce_alone(n_bytes: int, n_calls: int = 2000) -> float:
         return float(Path(out).read_text())
 
 
-def report(args, rows, phases, dp, diff, load, n_epochs, cpu_both, alone) -> str:
+def report(args, rows, phases, dp, diff, load, n_epochs, cpu_both, alone, memory) -> str:
     """The results as markdown."""
     base = rows["1 process x 1 thread"]
     lines = [
@@ -214,7 +269,33 @@ def report(args, rows, phases, dp, diff, load, n_epochs, cpu_both, alone) -> str
         f"- Largest difference of the predicted means (1 x 1 against 2 processes, on 10,000 "
         f"training rows, units of y): {diff:.1e}.",
     ]
+    lines += ["", *memory_lines(args, memory, dp)]
     return "\n".join(lines) + "\n"
+
+
+def memory_lines(args, memory: dict, dp) -> list[str]:
+    """The memory table: peak resident memory per process."""
+    x_mib = args.rows * N_FEATURES * 8 / 2**20
+    lines = [
+        f"Peak resident memory (VmHWM, MiB; `X` itself is {x_mib:.0f} MiB of float64, "
+        "`y` half of that; importing torch and the package alone takes about 300-400 MiB "
+        "per process):",
+        "",
+        "| process | peak RSS (MiB) | rise over its start (MiB) |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, (peak, start) in memory.items():
+        rise = "" if start != start else f"{peak - start:.0f}"
+        lines.append(f"| {name} | {peak:.0f} | {rise} |")
+    held = getattr(dp, "train_rows_held", ())
+    if held:
+        lines += [
+            "",
+            f"Rows of X received per process: training {', '.join(f'{n:,}' for n in held)}; "
+            f"validation {', '.join(f'{n:,}' for n in dp.valid_rows_held)} (process 0 all of "
+            "them, the others their part of each validation batch).",
+        ]
+    return lines
 
 
 def main() -> None:
@@ -232,12 +313,19 @@ def main() -> None:
 
     X, y = make_data(args.rows)
     load_before = os.getloadavg()[0]
-    rows = {}
+    rows, memory = {}, {}
+    start = _reset_peak_rss()
     one, one_phases = fit_here(args, X, y, threads=1)
+    memory["1 process x 1 thread (the data and the fit)"] = (_peak_rss_mib(), start)
     rows["1 process x 1 thread"] = one_phases.fit
     print(f"1 x 1: {one_phases}", flush=True)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    two, dp = fit_data_parallel(model(args), X, y, n_processes=2, return_report=True)
+    start = _reset_peak_rss()
+    with ChildrenPeakMemory() as peaks:
+        two, dp = fit_data_parallel(model(args), X, y, n_processes=2, return_report=True)
+    memory["2 processes: the calling process"] = (_peak_rss_mib(), start)
+    for rank, mib in enumerate(peaks.by_process()):
+        memory[f"2 processes: training process {rank}"] = (mib, float("nan"))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_both = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     rows["2 processes x 1 thread (fit_data_parallel, the fit)"] = dp.fit_seconds
@@ -259,7 +347,7 @@ def main() -> None:
     )
     phases = {"1 process x 1 thread": one_phases, "2 processes x 1 thread": two_phases}
     load = (load_before, load_after)
-    text = report(args, rows, phases, dp, diff, load, one.n_epochs_, cpu_both, alone)
+    text = report(args, rows, phases, dp, diff, load, one.n_epochs_, cpu_both, alone, memory)
     Path(args.out).write_text(text)
     print(text)
 
