@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 
+from .._validation import COMPLEX_TARGETS, _holds_complex
+
 
 def is_na(value) -> bool:
     """None, a float NaN or pandas' ``NA``: the missing values of NumPy and pandas columns."""
@@ -48,6 +50,8 @@ def label_array(y) -> np.ndarray:
     if _has_pandas_extension_dtype(y):
         y = y.to_numpy(dtype=object, na_value=np.nan)
     y_arr = np.asarray(y)
+    if _holds_complex(y_arr):
+        raise ValueError(COMPLEX_TARGETS)
     if y_arr.ndim == 1:
         y_arr = y_arr[:, None]
     if y_arr.ndim != 2:

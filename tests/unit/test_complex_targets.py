@@ -127,12 +127,6 @@ def test_complex_validation_targets_of_the_pruning_are_refused():
     _refuses_complex(lambda: imp.fit(X[:20], Y[:20], X_val=X[20:] + 0.5j, y_val=Y[20:]))
 
 
-@pytest.mark.xfail(
-    reason="the classifier's validation labels go through estimators/_labels.label_array, "
-    "which does not refuse complex labels yet: they match no class and the error says that "
-    "the task has no usable label",
-    raises=AssertionError,
-)
 def test_complex_validation_labels_of_the_pruning_are_refused():
     imp = clone(ESTIMATORS["pruning_classifier"])
     y_val = LABELS[20:] + 0.5j
