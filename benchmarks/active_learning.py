@@ -48,7 +48,9 @@ enb). ``--model network`` writes ``benchmarks/results/al_runs.json``,
 problems it runs in the saved runs and keeps the others (each problem is saved
 after every seed, with its command, commit, date and machine load), so one
 problem at a time can be added; ``--combine`` only rewrites the report from the
-saved runs; ``--pool-timing`` times ``cluster_egl_sampling`` on a 1,000,000-row
+saved runs; ``--tag TAG`` saves the runs, report and figure under names ending in
+``_TAG`` (say, cluster-EGL and random with more seeds, beside the comparison of every
+strategy); ``--pool-timing`` times ``cluster_egl_sampling`` on a 1,000,000-row
 pool. The full network run (``--pool-timing``, 10 seeds) takes about 41 minutes
 of one core: 2,550 refits of 0.8 s each; a default-model refit takes 3-6 s. Run
 it against a clean export, ``PYTHONPATH=<export> python
@@ -376,6 +378,12 @@ def keep_other_strategies(res, earlier) -> None:
         res["run"]["kept"]["from"] = old["kept"]
 
 
+def tagged(name: str, tag: str) -> str:
+    """``name`` with ``_tag`` before its suffix: ``al_runs.json`` -> ``al_runs_tag.json``."""
+    path = Path(name)
+    return str(path.with_name(f"{path.stem}_{tag}{path.suffix}"))
+
+
 def other_model(name):
     """The network model's saved runs, to compare the default model's with."""
     store = ROOT / "results" / OUTPUTS["network"].runs
@@ -408,10 +416,17 @@ def main() -> None:
     )
     parser.add_argument("--pool-timing", action="store_true", help="time a 1,000,000-row pool")
     parser.add_argument("--commit", help="the commit the PYTHONPATH export was made from")
+    parser.add_argument(
+        "--tag",
+        help="save the runs, report and figure under names ending in _TAG (a run of a few "
+        "strategies with more seeds, beside the saved comparison of every strategy)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     MODEL = dict(MODELS[args.model])
     out = OUTPUTS[args.model]
+    if args.tag:
+        out = Bunch({k: tagged(v, args.tag) for k, v in out.items()})
     if args.quick:
         args.seeds, args.problems = 2, list(QUICK_PROBLEMS)
     store = ROOT / "results" / out.runs
