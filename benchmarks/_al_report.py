@@ -95,10 +95,12 @@ def write_report(
     report,
     figure,
     other=None,
+    more=None,
 ):
     """Write the markdown ``report`` and the learning curves ``figure``; ``model`` describes
     the refitted model (``SparseMultiTaskBNNRegressor(...)``); ``other``: ``(title, results)``
-    of another model's saved runs, compared side by side at the final budget."""
+    of another model's saved runs, compared side by side at the final budget; ``more``:
+    ``(title, results)`` pairs of runs of a few strategies with more seeds (``--tag``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,27 +211,9 @@ def write_report(
     )
     if other is not None:
         lines += side_by_side(results, *other, problems)
-    records = [(key, res["run"]) for key, res in results.items() if "run" in res]
-    if records:
-        lines.append(
-            "\n| problem | seeds | started | commit | load (1/5/15 min) at start -> end "
-            "| wall min | command |\n| --- | ---: | --- | --- | --- | ---: | --- |"
-        )
-        for key, r in records:
-            load = "/".join(f"{x:.1f}" for x in r["load_start"])
-            load += " -> " + "/".join(f"{x:.1f}" for x in r["load_end"])
-            lines.append(
-                f"| {problems[key][0]} | {results[key]['seeds']} | {r['date']} | "
-                f"{r['commit'] or '?'} | {load} | {r['wall'] / 60:.1f} | `{r['command']}` |"
-            )
-            kept = r.get("kept")
-            if kept:
-                lines.append(
-                    f"| {problems[key][0]}: {', '.join(kept['strategies'])} kept from an "
-                    f"earlier run | {results[key]['seeds']} | {kept['date']} | "
-                    f"{kept['commit'] or '?'} | | {(kept['wall'] or 0) / 60:.1f} | "
-                    f"`{kept['command']}` |"
-                )
+    lines += run_records(results, problems)
+    for title, extra in more or ():
+        lines += more_seeds(title, extra, problems, ours_names)
     report.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -251,3 +235,50 @@ def side_by_side(results, title, other, problems):
             cells.append(f"{m} {ours:.3f} / {theirs:.3f}")
         lines.append(f"- {problems[key][0]}: " + "; ".join(cells))
     return lines
+
+
+def run_records(results, problems):
+    """The table of who ran each problem: seeds, date, commit, machine load, command."""
+    records = [(key, res["run"]) for key, res in results.items() if "run" in res]
+    if not records:
+        return []
+    lines = [
+        "\n| problem | seeds | started | commit | load (1/5/15 min) at start -> end "
+        "| wall min | command |\n| --- | ---: | --- | --- | --- | ---: | --- |"
+    ]
+    for key, r in records:
+        load = "/".join(f"{x:.1f}" for x in r["load_start"])
+        load += " -> " + "/".join(f"{x:.1f}" for x in r["load_end"])
+        lines.append(
+            f"| {problems[key][0]} | {results[key]['seeds']} | {r['date']} | "
+            f"{r['commit'] or '?'} | {load} | {r['wall'] / 60:.1f} | `{r['command']}` |"
+        )
+        kept = r.get("kept")
+        if kept:
+            lines.append(
+                f"| {problems[key][0]}: {', '.join(kept['strategies'])} kept from an "
+                f"earlier run | {results[key]['seeds']} | {kept['date']} | "
+                f"{kept['commit'] or '?'} | | {(kept['wall'] or 0) / 60:.1f} | "
+                f"`{kept['command']}` |"
+            )
+    return lines
+
+
+def more_seeds(title, results, problems, ours_names):
+    """A run of a few strategies with more seeds: mean curves, verdicts, paired differences."""
+    lines = [f"\n## {title}\n", "| problem | strategy | mean test RMSE at each budget |"]
+    lines.append("| --- | --- | --- |")
+    for key, res in results.items():
+        for name, curves in res["runs"].items():
+            n, mean, _ = mean_curve(curves)
+            cells = ", ".join(f"{int(k)}: {m:.3f}" for k, m in zip(n, mean))
+            lines.append(f"| {problems[key][0]} ({res['seeds']} seeds) | {name} | {cells} |")
+    rows, _ = verdicts(results, problems, ours_names)
+    lines += [
+        "\n| problem | <= random at every budget | labels to reach random's final RMSE "
+        "| final RMSE vs best of the others run |\n| --- | --- | --- | --- |",
+        *rows,
+        "\n| problem | cluster-EGL - random (paired by seed) |\n| --- | --- |",
+        *paired_rows(results, problems),
+    ]
+    return lines + run_records(results, problems)

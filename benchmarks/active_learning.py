@@ -384,6 +384,21 @@ def tagged(name: str, tag: str) -> str:
     return str(path.with_name(f"{path.stem}_{tag}{path.suffix}"))
 
 
+#: Tags of the saved runs with more seeds that the report of every strategy shows too.
+MORE_SEEDS = {"seeds10": "cluster-EGL and random with 10 seeds"}
+
+
+def more_seeds_runs(out):
+    """``(title, results)`` of each saved ``--tag`` run of ``MORE_SEEDS`` that exists."""
+    found = []
+    for tag, title in MORE_SEEDS.items():
+        store = ROOT / "results" / tagged(out.runs, tag)
+        if store.exists():
+            saved = json.loads(store.read_text())
+            found.append((title, {k: saved[k] for k in PROBLEMS if k in saved}))
+    return found
+
+
 def other_model(name):
     """The network model's saved runs, to compare the default model's with."""
     store = ROOT / "results" / OUTPUTS["network"].runs
@@ -426,7 +441,7 @@ def main() -> None:
     MODEL = dict(MODELS[args.model])
     out = OUTPUTS[args.model]
     if args.tag:
-        out = Bunch({k: tagged(v, args.tag) for k, v in out.items()})
+        out = Bunch(**{k: tagged(v, args.tag) for k, v in out.items()})
     if args.quick:
         args.seeds, args.problems = 2, list(QUICK_PROBLEMS)
     store = ROOT / "results" / out.runs
@@ -487,6 +502,7 @@ def main() -> None:
             report=ROOT / "results" / out.report,
             figure=ROOT.parent / out.figure,
             other=other_model(args.model),
+            more=None if args.tag else more_seeds_runs(out),
         )
     else:
         for row in verdicts(results, PROBLEMS, OURS)[0]:
