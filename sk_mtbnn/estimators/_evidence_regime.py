@@ -158,7 +158,11 @@ class EvidenceRegimeMixin:
         from ..nn.evidence import log_marginal_likelihood
 
         alpha = self._standardised_alpha(len(data.X))
-        fit = fit_small_data(module, data.X, data.Y, alpha=alpha, random_state=data.seed)
+        # An ensemble's untrained twin (see _ensemble.py) keeps its random features.
+        train = "auto" if not getattr(self, "_untrained_twin", False) else False
+        fit = fit_small_data(
+            module, data.X, data.Y, alpha=alpha, train=train, random_state=data.seed
+        )
         self.regime_ = "evidence"
         net_class, criterion, _ = self._net_spec(module, data)
         self.net_ = self._build_net(net_class, module, criterion, data, aggregator=None)
