@@ -43,6 +43,7 @@ from ..nn.evidence import (
 )
 from .random_features import (
     LENGTHSCALES,
+    LengthscaleChoice,
     choose_lengthscale,
     features64,
     float64_copy,
@@ -65,7 +66,9 @@ class SmallDataFit(NamedTuple):
     ``task_relevance`` is the lengthscale search's
     :attr:`~sk_mtbnn._training.random_features.LengthscaleChoice.task_relevance`;
     ``split`` the training and held-out rows that judged the feature training
-    (None when it was not tried).
+    (None when it was not tried); ``choice`` the lengthscale search's
+    :class:`~sk_mtbnn._training.random_features.LengthscaleChoice` (the random
+    features before any training).
     """
 
     module: nn.Module
@@ -76,6 +79,7 @@ class SmallDataFit(NamedTuple):
     n_steps: int
     task_relevance: Tensor | None = None
     split: tuple[Tensor, Tensor] | None = None
+    choice: LengthscaleChoice | None = None
 
 
 class TrainingOutcome(NamedTuple):
@@ -332,6 +336,7 @@ def fit_small_data(
     train: bool | str = "auto",
     lengthscales=LENGTHSCALES,
     random_state: int = 0,
+    choice: LengthscaleChoice | None = None,
     **train_options,
 ) -> SmallDataFit:
     """Fit ``module`` the way a GP is fitted: evidence-chosen features and head.
@@ -357,6 +362,9 @@ def fit_small_data(
         Candidate lengthscales of the random features.
     random_state : int, default=0
         Seeds the random features and the held-out split.
+    choice : LengthscaleChoice, default=None
+        The random features of an earlier fit on the same data (its
+        :attr:`SmallDataFit.choice`), taken instead of searching again.
     **train_options
         Passed to :func:`train_features`.
 
@@ -382,9 +390,12 @@ def fit_small_data(
     Y = torch.as_tensor(np.asarray(Y), dtype=torch.float32)
     alpha_t = torch.as_tensor(np.asarray(alpha), dtype=torch.float64)
     generator = torch.Generator().manual_seed(int(random_state))
-    choice = choose_lengthscale(
-        module, X, Y, alpha=alpha_t, lengthscales=lengthscales, generator=generator
-    )
+    if choice is None:
+        choice = choose_lengthscale(
+            module, X, Y, alpha=alpha_t, lengthscales=lengthscales, generator=generator
+        )
+    else:
+        set_random_features(module, choice.layout, choice.lengthscale)
     evidence, n_steps, split = choice.evidence, 0, None
     n_labelled = int((~torch.isnan(Y)).any(1).sum())
     if train == "auto":
@@ -421,4 +432,5 @@ def fit_small_data(
         n_steps,
         choice.task_relevance,
         split,
+        choice,
     )

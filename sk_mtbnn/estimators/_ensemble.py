@@ -61,6 +61,8 @@ class EnsembleMixin:
 
         seeds = member_seeds(self.random_state, n_members)
         members = [self._ensemble_member(int(s)) for s in seeds]
+        for member in members:
+            member._feature_choice = {}  # filled by the evidence regime's fit
         verbose = int(self.verbose)
         if verbose >= 2:
             # One bar over the members; from verbose=3 on, each member's own bar too.
@@ -85,13 +87,16 @@ class EnsembleMixin:
     def _with_untrained_twins(self, members, seeds, X, y, fit_params) -> list:
         """``members``, each one whose random features were trained followed by its twin.
 
-        Sets ``untrained_twins_``, which marks the twins in the returned list.
+        A twin is fitted with its member's seed on the random features the
+        member chose (no second lengthscale search) and is not trained. Sets
+        ``untrained_twins_``, which marks the twins in the returned list.
         """
+        choices = [vars(m).pop("_feature_choice", {}).get("choice") for m in members]
         trained = [k for k, m in enumerate(members) if _trained_random_features(m)]
         twins = []
         for k in trained:
             twin = self._ensemble_member(int(seeds[k])).set_params(verbose=0)
-            twin._untrained_twin = True  # read by the evidence regime's fit
+            twin._feature_choice = {"choice": choices[k]}  # read by the evidence regime
             twins.append(twin)
         parallel = Parallel(n_jobs=self.n_jobs)
         fitted = dict(
@@ -102,7 +107,7 @@ class EnsembleMixin:
             out.append(member)
             is_twin.append(False)
             if k in fitted:
-                del fitted[k]._untrained_twin  # a refit of the twin may train, as any member's
+                del fitted[k]._feature_choice  # a refit of the twin searches and trains anew
                 out.append(fitted[k])
                 is_twin.append(True)
         self.untrained_twins_ = np.array(is_twin)

@@ -158,11 +158,21 @@ class EvidenceRegimeMixin:
         from ..nn.evidence import log_marginal_likelihood
 
         alpha = self._standardised_alpha(len(data.X))
-        # An ensemble's untrained twin (see _ensemble.py) keeps its random features.
-        train = "auto" if not getattr(self, "_untrained_twin", False) else False
+        # In an ensemble (_ensemble.py), a member records its random features in
+        # _feature_choice; its untrained twin gets them there and keeps them.
+        shared = getattr(self, "_feature_choice", None)
+        twin = shared.get("choice") if shared is not None else None
         fit = fit_small_data(
-            module, data.X, data.Y, alpha=alpha, train=train, random_state=data.seed
+            module,
+            data.X,
+            data.Y,
+            alpha=alpha,
+            train="auto" if twin is None else False,
+            random_state=data.seed,
+            choice=twin,
         )
+        if shared is not None and twin is None:
+            shared["choice"] = fit.choice
         self.regime_ = "evidence"
         net_class, criterion, _ = self._net_spec(module, data)
         self.net_ = self._build_net(net_class, module, criterion, data, aggregator=None)

@@ -39,7 +39,7 @@ def test_each_trained_member_is_followed_by_its_untrained_twin(ensemble):
     assert trained, "the fixture must hold a member whose features were trained"
     twins = list(np.flatnonzero(ensemble.untrained_twins_))
     assert twins == [k + 1 for k in trained]
-    assert not any(hasattr(m, "_untrained_twin") for m in members)  # refits train as usual
+    assert not any(hasattr(m, "_feature_choice") for m in members)  # refits search anew
     assert len(members) == PARAMS["n_estimators"] + len(trained)
     for k in trained:
         member, twin = members[k], members[k + 1]
