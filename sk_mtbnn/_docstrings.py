@@ -121,12 +121,11 @@ noise_std_ : ndarray of shape (n_tasks,)
     Fitted observation-noise standard deviation per task, units of y.""",
     "estimators_attribute": """\
 estimators_ : list of estimators
-    The fitted members when ``n_estimators > 1``. A member of the
-    small-data (evidence) regime whose random features were trained is
-    followed by its untrained twin (see ``n_estimators``).
-untrained_twins_ : ndarray of shape (len(estimators_),), dtype=bool
-    Which members of ``estimators_`` are untrained twins; all False when no
-    member trained its features.""",
+    The fitted members when ``n_estimators > 1``.
+untrained_twins_ : list of estimators or None
+    With ``n_estimators > 1``, per member, its untrained twin (the member on
+    its random features alone, whose uncertainty floors the ensemble's) when
+    the member trained its random features in the evidence regime, else None.""",
     # The last constructor parameters of the regressors, in their order.
     "regressor_run_params": """\
 %(n_targets_param)s

@@ -17,15 +17,21 @@ Members are independently initialised fits of the same estimator with
 or Ray on a cluster -- spreads them, and the result does not depend on
 ``n_jobs``.
 
-A member of the small-data (evidence) regime whose random features were
-then trained is followed by its *untrained twin*: the same member fitted with
-the same seed on its random features alone. Training fits the features to
+In the small-data (evidence) regime, a member whose random features were then
+trained gets an *untrained twin* (``untrained_twins_``): the same member fitted
+with the same seed on its random features alone. Training fits the features to
 rows of the training distribution, and away from those rows they can
-extrapolate with confidence (measured: with 3 of enb's 12 building shapes
-held out, the 95% band covered 53% of their rows); the twin's local features
-keep the uncertainty that distance from the data implies. Where the two
-agree the mixture is as sharp as the trained member; where they disagree it
-widens. See "Untrained twins" in ``docs/algorithms.rst``.
+extrapolate with confidence (measured: with 3 of enb's 12 building shapes held
+out, the 95% band covered 53% of their rows); the twins' local features keep
+the uncertainty that distance from the data implies. The twins do not enter
+the mixture's mean; with ``R`` the mixture of the random-feature members (each
+trained member replaced by its twin) and ``E_R`` its epistemic variance, the
+ensemble's epistemic variance is ``max(E, E_R)``: the mixture's own ``E``
+floored by ``R``'s. Jointly, with ``C_R`` the epistemic covariance of ``R``
+and ``r = max(0, E_R - E) / E_R``, the covariance gains
+``diag(sqrt r) C_R diag(sqrt r)`` (positive semi-definite, with that diagonal)
+and every sample gains an independent draw of it. See "Untrained twins" in
+``docs/algorithms.rst``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,36 @@ from joblib.parallel import get_active_backend
 
 def _fit_member(member, X, y, fit_params):
     return member.fit(X, y, **fit_params)
+
+
+def _mixture(parts):
+    """Mean, epistemic and aleatoric variance of the equal-weight mixture of ``parts``."""
+    means = np.stack([p[0] for p in parts])
+    epistemic = np.mean([p[1] for p in parts], axis=0) + means.var(0)
+    return means.mean(0), epistemic, np.mean([p[2] for p in parts], axis=0)
+
+
+def _between(means) -> np.ndarray:
+    """``(1/M) sum_m (mu_m - mu)(mu_m - mu)^T`` per task, ``(m, m, T)``."""
+    means = np.stack(means)
+    dev = means - means.mean(0)
+    return np.einsum("kit,kjt->ijt", dev, dev) / len(means)
+
+
+def _diag(variances: np.ndarray) -> np.ndarray:
+    """``(m, T)`` variances as diagonal ``(m, m, T)`` matrices."""
+    return np.eye(variances.shape[0])[:, :, None] * variances[None, :, :]
+
+
+def _with_twins(values: list, twins: list, of_twin) -> list:
+    """``values`` with the entry of every member that has a twin replaced by ``of_twin(twin)``."""
+    return [v if t is None else of_twin(t) for v, t in zip(values, twins)]
+
+
+def _psd_root(cov: np.ndarray) -> np.ndarray:
+    """``L`` ``(T, m, m)`` with ``L[t] L[t]^T = cov[..., t]`` (round-off negatives cut)."""
+    values, vectors = np.linalg.eigh(np.moveaxis(cov, -1, 0))
+    return vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
 
 
 def _trained_random_features(member) -> bool:
@@ -81,15 +117,15 @@ class EnsembleMixin:
             for member in fitted:
                 members.append(member)
                 bar.update(1)
-        self.estimators_ = self._with_untrained_twins(members, seeds, X, y, fit_params)
+        self.estimators_ = members
+        self.untrained_twins_ = self._untrained_twins(members, seeds, X, y, fit_params)
         self._adopt_members(X, self.estimators_)
 
-    def _with_untrained_twins(self, members, seeds, X, y, fit_params) -> list:
-        """``members``, each one whose random features were trained followed by its twin.
+    def _untrained_twins(self, members, seeds, X, y, fit_params) -> list:
+        """Per member, its untrained twin if its random features were trained, else None.
 
         A twin is fitted with its member's seed on the random features the
-        member chose (no second lengthscale search) and is not trained. Sets
-        ``untrained_twins_``, which marks the twins in the returned list.
+        member chose (no second lengthscale search) and is not trained.
         """
         choices = [vars(m).pop("_feature_choice", {}).get("choice") for m in members]
         trained = [k for k, m in enumerate(members) if _trained_random_features(m)]
@@ -99,47 +135,57 @@ class EnsembleMixin:
             twin._feature_choice = {"choice": choices[k]}  # read by the evidence regime
             twins.append(twin)
         parallel = Parallel(n_jobs=self.n_jobs)
-        fitted = dict(
-            zip(trained, parallel(delayed(_fit_member)(t, X, y, fit_params) for t in twins))
-        )
-        out, is_twin = [], []
-        for k, member in enumerate(members):
-            out.append(member)
-            is_twin.append(False)
-            if k in fitted:
-                del fitted[k]._feature_choice  # a refit of the twin searches and trains anew
-                out.append(fitted[k])
-                is_twin.append(True)
-        self.untrained_twins_ = np.array(is_twin)
+        fitted = parallel(delayed(_fit_member)(t, X, y, fit_params) for t in twins)
+        out = [None] * len(members)
+        for k, twin in zip(trained, fitted):
+            del twin._feature_choice  # a refit of the twin searches and trains anew
+            out[k] = twin
         return out
 
     @property
     def _members(self) -> list:
         return getattr(self, "estimators_", None) or [self]
 
+    def _twins(self) -> list | None:
+        """``untrained_twins_`` when some member has a twin, else None."""
+        twins = getattr(self, "untrained_twins_", None)
+        return twins if twins is not None and any(t is not None for t in twins) else None
+
     def _moments(self, X):
         """Mean, epistemic and aleatoric variance ``(m, T)`` of the mixture."""
         if "estimators_" not in vars(self):
             return self._member_moments(X)
         parts = [m._member_moments(X) for m in self.estimators_]
-        means = np.stack([p[0] for p in parts])
-        mean = means.mean(0)
-        epistemic = np.mean([p[1] for p in parts], axis=0) + means.var(0)
-        aleatoric = np.mean([p[2] for p in parts], axis=0)
+        mean, epistemic, aleatoric = _mixture(parts)
+        twins = self._twins()
+        if twins is not None:
+            floor = _mixture(_with_twins(parts, twins, lambda t: t._member_moments(X)))[1]
+            epistemic = np.maximum(epistemic, floor)
         return mean, epistemic, aleatoric
 
     def _joint_covariance(self, X):
         """Joint predictive covariance ``(m, m, T)`` of the mixture."""
         if "estimators_" not in vars(self):
             return self._member_joint_covariance(X)
-        covs, means = [], []
-        for m in self.estimators_:
-            covs.append(m._member_joint_covariance(X))
-            means.append(m._member_moments(X)[0])
-        means = np.stack(means)  # (M, m, T)
-        dev = means - means.mean(0)
-        between = np.einsum("kit,kjt->ijt", dev, dev) / len(means)
-        return np.mean(covs, axis=0) + between
+        parts = [m._member_moments(X) for m in self.estimators_]
+        covs = [m._member_joint_covariance(X) for m in self.estimators_]
+        cov = np.mean(covs, axis=0) + _between([p[0] for p in parts])
+        twins = self._twins()
+        if twins is not None:
+            scale, floor_cov = self._floor(X, parts, covs, twins)
+            cov = cov + scale[:, None, :] * floor_cov * scale[None, :, :]
+        return cov
+
+    def _floor(self, X, parts, covs, twins):
+        """``sqrt(r)`` ``(m, T)`` and the twins' epistemic covariance ``C_R`` ``(m, m, T)``."""
+        floor_parts = _with_twins(parts, twins, lambda t: t._member_moments(X))
+        floor_covs = _with_twins(covs, twins, lambda t: t._member_joint_covariance(X))
+        epistemic = [c - _diag(p[2]) for c, p in zip(floor_covs, floor_parts)]
+        floor_cov = np.mean(epistemic, axis=0) + _between([p[0] for p in floor_parts])
+        floor = np.einsum("iit->it", floor_cov)
+        own = _mixture(parts)[1]
+        share = np.where(floor > 0, (floor - own) / np.where(floor > 0, floor, 1.0), 0.0)
+        return np.sqrt(np.clip(share, 0.0, 1.0)), floor_cov
 
     def _samples(self, X, n_samples: int, generator: torch.Generator):
         """Joint samples ``(m, T, n_samples)``: a uniformly drawn member per sample."""
@@ -156,6 +202,15 @@ class EnsembleMixin:
             if out is None:
                 out = np.empty((*draws.shape[:2], n_samples))
             out[..., columns] = draws
+        twins = self._twins()
+        if twins is not None:
+            parts = [m._member_moments(X) for m in members]
+            covs = [m._member_joint_covariance(X) for m in members]
+            scale, floor_cov = self._floor(X, parts, covs, twins)
+            z = torch.randn(floor_cov.shape[0], floor_cov.shape[2], n_samples, generator=generator)
+            root = _psd_root(floor_cov)  # (T, m, m)
+            extra = np.einsum("tij,jtn->itn", root, z.double().numpy())
+            out = out + scale[:, :, None] * extra
         return out
 
     def __sklearn_is_fitted__(self) -> bool:

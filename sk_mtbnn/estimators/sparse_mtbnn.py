@@ -129,10 +129,10 @@ class SparseMultiTaskBNNRegressor(
         0.1-0.5 s each up to 1,000 rows) and 1 for mini-batch training, whose
         members cost a full training each: set it (e.g. 5 with ``n_jobs=-1``)
         for distance-aware bands on large data. In an ensemble, a member whose
-        random features were trained (see ``regime``) is joined by its untrained
-        twin, the same member on its random features alone: trained features
-        can extrapolate with confidence away from the data, and the twin keeps
-        the band wide there (docs/algorithms.rst, "Untrained twins").
+        random features were trained (see ``regime``) gets an untrained twin, the
+        same member on its random features alone, whose uncertainty floors the
+        ensemble's: trained features can extrapolate with confidence away from
+        the data (docs/algorithms.rst, "Untrained twins").
     regime : {"auto", "evidence", "network"}, default="auto"
         How the network is fitted. ``"evidence"`` fits it the way a GP is fitted: the
         backbone becomes a random-feature map whose lengthscale, prior and noise

@@ -1,5 +1,6 @@
-"""Untrained twins: an ensemble member whose random features were trained is followed by
-the same member on its random features alone (see _ensemble.py)."""
+"""Untrained twins: an ensemble member whose random features were trained gets the same
+member on its random features alone, whose mixture floors the epistemic variance
+(see _ensemble.py)."""
 
 import numpy as np
 import pytest
@@ -33,16 +34,27 @@ def _trained(member):
     return member.n_training_steps_ > 0
 
 
-def test_each_trained_member_is_followed_by_its_untrained_twin(ensemble):
-    members = ensemble.estimators_
+def _mixture(models, X):
+    """Mean and epistemic variance of the equal-weight mixture, from the public API."""
+    means = np.stack([m.predict(X) for m in models])
+    epistemic = np.mean([m.decompose_uncertainty(X)[0] for m in models], axis=0)
+    return means.mean(0), epistemic + means.var(0)
+
+
+def _random_feature_members(ensemble):
+    twins = ensemble.untrained_twins_
+    return [m if t is None else t for m, t in zip(ensemble.estimators_, twins)]
+
+
+def test_each_trained_member_has_its_untrained_twin(ensemble):
+    members, twins = ensemble.estimators_, ensemble.untrained_twins_
+    assert len(members) == len(twins) == PARAMS["n_estimators"]
     trained = [k for k, m in enumerate(members) if _trained(m)]
     assert trained, "the fixture must hold a member whose features were trained"
-    twins = list(np.flatnonzero(ensemble.untrained_twins_))
-    assert twins == [k + 1 for k in trained]
-    assert not any(hasattr(m, "_feature_choice") for m in members)  # refits search anew
-    assert len(members) == PARAMS["n_estimators"] + len(trained)
+    assert [k for k, t in enumerate(twins) if t is not None] == trained
+    assert not any(hasattr(m, "_feature_choice") for m in members + [t for t in twins if t])
     for k in trained:
-        member, twin = members[k], members[k + 1]
+        member, twin = members[k], twins[k]
         assert twin.n_training_steps_ == 0 and twin.regime_ == "evidence"
         assert twin.random_state == member.random_state
         # The same seed draws the same random features and lengthscale search.
@@ -52,8 +64,7 @@ def test_each_trained_member_is_followed_by_its_untrained_twin(ensemble):
 def test_a_twin_is_its_member_fitted_with_training_switched_off(ensemble, data, monkeypatch):
     # An independent route to the same model: the member's own settings, with
     # the "auto" rule's row threshold raised so that training is never tried.
-    k = next(k for k, m in enumerate(ensemble.estimators_) if _trained(m))
-    twin = ensemble.estimators_[k + 1]
+    twin = next(t for t in ensemble.untrained_twins_ if t is not None)
     monkeypatch.setattr(full_batch, "MIN_TRAIN_ROWS", 10**9)
     params = {**PARAMS, "n_estimators": 1, "random_state": twin.random_state}
     reference = SparseMultiTaskBNNRegressor(**params).fit(*data)
@@ -62,26 +73,66 @@ def test_a_twin_is_its_member_fitted_with_training_switched_off(ensemble, data, 
         np.testing.assert_array_equal(a, b)
 
 
-def test_the_mixture_weighs_members_and_twins_equally(ensemble, data):
-    X = data[0][:15]
-    means = np.stack([m.predict(X) for m in ensemble.estimators_])
-    np.testing.assert_allclose(ensemble.predict(X), means.mean(0), rtol=1e-12)
+def far_and_near(data):
+    X = data[0]
+    return np.concatenate([X[:8], X[:8] * 2.0 - X.mean(0)])  # training rows, then beyond
 
 
-def test_twins_do_not_depend_on_n_jobs(ensemble, data, monkeypatch):
+def test_the_twins_floor_the_epistemic_variance_and_leave_the_mean(ensemble, data):
+    X = far_and_near(data)
+    mean, own = _mixture(ensemble.estimators_, X)
+    _, floor = _mixture(_random_feature_members(ensemble), X)
+    epistemic, aleatoric = ensemble.decompose_uncertainty(X)
+    # Sums of the same float64 numbers in another order: round-off only.
+    np.testing.assert_allclose(ensemble.predict(X), mean, rtol=1e-10)
+    np.testing.assert_allclose(epistemic, np.maximum(own, floor), rtol=1e-10)
+    expected = np.mean([m.decompose_uncertainty(X)[1] for m in ensemble.estimators_], axis=0)
+    np.testing.assert_allclose(aleatoric, expected, rtol=1e-10)
+    assert (floor > own * 1.01).any(), "the floor must be active somewhere for this test"
+
+
+def test_the_joint_covariance_is_positive_and_matches_the_variance(ensemble, data):
+    X = far_and_near(data)
+    _, cov = ensemble.predict(X, return_cov=True)
+    _, std = ensemble.predict(X, return_std=True)
+    diagonal = np.einsum("iit->it", cov)
+    np.testing.assert_allclose(diagonal, std**2, rtol=1e-8)
+    for t in range(cov.shape[-1]):
+        values = np.linalg.eigvalsh(cov[..., t])
+        assert values.min() > -1e-9 * values.max()  # PSD up to round-off
+
+
+def test_samples_have_the_joint_covariance(ensemble, data):
+    X = far_and_near(data)[[0, 1, 8, 9]]
+    _, cov = ensemble.predict(X, return_cov=True)
+    n = 20_000
+    draws = ensemble.sample_y(X, n_samples=n, random_state=0)  # (4, T, n)
+    for t in range(cov.shape[-1]):
+        empirical = np.cov(draws[:, t, :])
+        # Standard error of a sample covariance, sqrt((s_ii s_jj + s_ij^2) / n),
+        # for Gaussian draws; the mixture's tails are heavier, so 6 of them.
+        sd = np.sqrt(np.diag(cov[..., t]))
+        se = np.sqrt((np.outer(sd, sd) ** 2 + cov[..., t] ** 2) / n)
+        assert np.all(np.abs(empirical - cov[..., t]) < 6 * se)
+
+
+def test_the_twins_do_not_depend_on_n_jobs(ensemble, data, monkeypatch):
     monkeypatch.setattr(full_batch, "significantly_better", lambda new, old: True)
     parallel = SparseMultiTaskBNNRegressor(**PARAMS, n_jobs=2).fit(*data)
-    X = data[0][:10]
+    X = far_and_near(data)
     for a, b in zip(ensemble.predict(X, return_std=True), parallel.predict(X, return_std=True)):
         np.testing.assert_array_equal(a, b)
 
 
-def test_twins_are_saved_and_loaded(ensemble, data, tmp_path):
+def test_the_twins_are_saved_and_loaded(ensemble, data, tmp_path):
     save(ensemble, tmp_path / "twins.skm")
     restored = load(tmp_path / "twins.skm")
-    np.testing.assert_array_equal(restored.untrained_twins_, ensemble.untrained_twins_)
-    X = data[0][:10]
-    np.testing.assert_array_equal(restored.predict(X), ensemble.predict(X))
+    assert [t is None for t in restored.untrained_twins_] == [
+        t is None for t in ensemble.untrained_twins_
+    ]
+    X = far_and_near(data)
+    for a, b in zip(restored.predict(X, return_std=True), ensemble.predict(X, return_std=True)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_single_network_has_no_twin(ensemble, data, monkeypatch):
@@ -90,4 +141,4 @@ def test_a_single_network_has_no_twin(ensemble, data, monkeypatch):
     monkeypatch.setattr(full_batch, "significantly_better", lambda new, old: True)
     est = SparseMultiTaskBNNRegressor(**{**PARAMS, "n_estimators": 1, "random_state": seed})
     est.fit(*data)
-    assert est.n_training_steps_ > 0 and "estimators_" not in vars(est)
+    assert est.n_training_steps_ > 0 and "untrained_twins_" not in vars(est)
