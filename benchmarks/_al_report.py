@@ -45,6 +45,12 @@ def paired_rows(results, problems):
     return rows
 
 
+def peer_names(results, ours_names):
+    """The strategies outside sk_mtbnn that any problem of ``results`` ran."""
+    names = (m for res in results.values() for m in res["runs"] if m not in ours_names)
+    return list(dict.fromkeys(names))
+
+
 def verdicts(results, problems, ours_names):
     rows, counts = [], {"every budget": 0, "0.7x labels": 0, "best peer": 0}
     for key, res in results.items():
@@ -175,7 +181,8 @@ def write_report(
         f"{'met' if counts['0.7x labels'] >= 4 else 'not met'}** ({counts['0.7x labels']}/{k}).",
         "3. Its final mean RMSE is <= the best peer's (every strategy outside sk_mtbnn, random "
         f"included) on at least half of the problems: **"
-        f"{'met' if 2 * counts['best peer'] >= k else 'not met'}** ({counts['best peer']}/{k}).",
+        f"{'met' if 2 * counts['best peer'] >= k else 'not met'}** ({counts['best peer']}/{k}; "
+        f"peers run: {', '.join(peer_names(results, ours_names))}).",
     ]
     if timing is not None:
         load = timing.get("load")
