@@ -125,7 +125,12 @@ estimators_ : list of estimators
 untrained_twins_ : list of estimators or None
     With ``n_estimators > 1``, per member, its untrained twin (the member on
     its random features alone, whose uncertainty floors the ensemble's) when
-    the member trained its random features in the evidence regime, else None.""",
+    the member trained its random features in the evidence regime, else None.
+twin_scale_ : ndarray of shape (n_tasks,)
+    With ``n_estimators > 1``, per task, the factor on the twins' epistemic
+    variance where it floors the ensemble's: the median ratio of the members'
+    to the twins' epistemic variance at the training inputs, at most 1 (ones
+    without twins).""",
     # The last constructor parameters of the regressors, in their order.
     "regressor_run_params": """\
 %(n_targets_param)s

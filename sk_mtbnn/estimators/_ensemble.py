@@ -24,13 +24,15 @@ rows of the training distribution, and away from those rows they can
 extrapolate with confidence (measured: with 3 of enb's 12 building shapes held
 out, the 95% band covered 53% of their rows); the twins' local features keep
 the uncertainty that distance from the data implies. The twins do not enter
-the mixture's mean; with ``R`` the mixture of the random-feature members (each
-trained member replaced by its twin) and ``E_R`` its epistemic variance, the
-ensemble's epistemic variance is ``max(E, E_R)``: the mixture's own ``E``
-floored by ``R``'s. Jointly, with ``C_R`` the epistemic covariance of ``R``
-and ``r = max(0, E_R - E) / E_R``, the covariance gains
-``diag(sqrt r) C_R diag(sqrt r)`` (positive semi-definite, with that diagonal)
-and every sample gains an independent draw of it. See "Untrained twins" in
+the mixture's mean. With ``R`` the mixture of the random-feature members (each
+trained member replaced by its twin), ``E_R`` its epistemic variance and ``c``
+per task the median of ``E / E_R`` over the training inputs (at most 1), the
+ensemble's epistemic variance is ``max(E, c E_R)``: the mixture's own ``E``,
+floored by ``R``'s grown away from the data as much as ``R`` says, from the
+level ``E`` has at the data. Jointly, with ``C_R`` the epistemic covariance of
+``R`` and ``r = max(0, c E_R - E) / (c E_R)``, the covariance gains
+``diag(sqrt r) c C_R diag(sqrt r)`` (positive semi-definite, with that
+diagonal) and every sample gains an independent draw of it. See "Untrained twins" in
 ``docs/algorithms.rst``.
 """
 
@@ -160,8 +162,20 @@ class EnsembleMixin:
         twins = self._twins()
         if twins is not None:
             floor = _mixture(_with_twins(parts, twins, lambda t: t._member_moments(X)))[1]
-            epistemic = np.maximum(epistemic, floor)
+            epistemic = np.maximum(epistemic, self.twin_scale_ * floor)
         return mean, epistemic, aleatoric
+
+    def _scale_twins(self, X) -> None:
+        """``twin_scale_``: per task, the median of ``E / E_R`` on the rows ``X``, at most 1."""
+        twins = self._twins()
+        if twins is None:
+            self.twin_scale_ = np.ones(self.n_tasks_)
+            return
+        parts = [m._member_moments(X) for m in self.estimators_]
+        own = _mixture(parts)[1]
+        floor = _mixture(_with_twins(parts, twins, lambda t: t._member_moments(X)))[1]
+        ratio = own / np.maximum(floor, np.finfo(float).tiny)
+        self.twin_scale_ = np.minimum(np.median(ratio, axis=0), 1.0)
 
     def _joint_covariance(self, X):
         """Joint predictive covariance ``(m, m, T)`` of the mixture."""
@@ -177,11 +191,12 @@ class EnsembleMixin:
         return cov
 
     def _floor(self, X, parts, covs, twins):
-        """``sqrt(r)`` ``(m, T)`` and the twins' epistemic covariance ``C_R`` ``(m, m, T)``."""
+        """``sqrt(r)`` ``(m, T)`` and the scaled twins' epistemic covariance ``c C_R``."""
         floor_parts = _with_twins(parts, twins, lambda t: t._member_moments(X))
         floor_covs = _with_twins(covs, twins, lambda t: t._member_joint_covariance(X))
         epistemic = [c - _diag(p[2]) for c, p in zip(floor_covs, floor_parts)]
         floor_cov = np.mean(epistemic, axis=0) + _between([p[0] for p in floor_parts])
+        floor_cov = floor_cov * self.twin_scale_
         floor = np.einsum("iit->it", floor_cov)
         own = _mixture(parts)[1]
         share = np.where(floor > 0, (floor - own) / np.where(floor > 0, floor, 1.0), 0.0)

@@ -344,6 +344,7 @@ class MultiTaskRegressorBase(
         )
         self.n_tasks_ = members[0].n_tasks_
         self.noise_std_ = np.sqrt(np.mean([m.noise_std_**2 for m in members], axis=0))
+        self._scale_twins(X)
         self._set_epistemic_reference(X)
 
     def __sklearn_tags__(self):
