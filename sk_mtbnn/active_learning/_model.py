@@ -136,23 +136,38 @@ def pool_scores(estimator, X: np.ndarray, verbose=None) -> PoolScores:
     """Pool scores of a network, or of an ensemble's mixture.
 
     For an ensemble the mean and the standard deviations are the mixture's
-    (law of total variance over the members), and the EGL is the members'
+    (law of total variance over the members, the epistemic part floored by the
+    untrained twins' as in its predictions), and the EGL is the members'
     closed form averaged, with pseudo-labels drawn from the mixture's
     predictive (each member's EGL rescaled by the mixture's std over its own).
     A pool of more than :data:`SCORE_CHUNK` rows shows one progress bar
     (over all members) when ``verbose`` (None: the estimator's) is 2 or more.
     """
     nets = members(estimator)
-    with pool_progress(estimator, len(X), SCORE_CHUNK, verbose, repeats=len(nets)) as bar:
+    twins = getattr(estimator, "_twins", lambda: None)() or [None] * len(nets)
+    repeats = len(nets) + sum(t is not None for t in twins)
+    with pool_progress(estimator, len(X), SCORE_CHUNK, verbose, repeats=repeats) as bar:
         parts = [_network_pool_scores(net, X, bar) for net in nets]
+        # The untrained twins' floor, as in the ensemble's predictions.
+        floor_parts = [
+            p if t is None else _network_pool_scores(t, X, bar) for p, t in zip(parts, twins)
+        ]
     if len(nets) == 1:
         return parts[0]
     means = np.stack([p.mean for p in parts])
-    epistemic = np.mean([p.epistemic_std**2 for p in parts], axis=0) + means.var(0)
+    epistemic = _mixture_epistemic(parts)
+    if any(t is not None for t in twins):
+        epistemic = np.maximum(epistemic, estimator.twin_scale_ * _mixture_epistemic(floor_parts))
     aleatoric = np.mean([p.total_std**2 - p.epistemic_std**2 for p in parts], axis=0)
     total = np.sqrt(epistemic + aleatoric)
     egl = np.mean([p.egl * total / p.total_std for p in parts], axis=0)
     return PoolScores(means.mean(0), np.sqrt(epistemic), total, egl)
+
+
+def _mixture_epistemic(parts) -> np.ndarray:
+    """Epistemic variance of the equal-weight mixture of the members' ``parts``."""
+    means = np.stack([p.mean for p in parts])
+    return np.mean([p.epistemic_std**2 for p in parts], axis=0) + means.var(0)
 
 
 def _network_pool_scores(estimator, X: np.ndarray, bar) -> PoolScores:
