@@ -157,23 +157,27 @@ class EnsembleMixin:
         """Mean, epistemic and aleatoric variance ``(m, T)`` of the mixture."""
         if "estimators_" not in vars(self):
             return self._member_moments(X)
-        parts = [m._member_moments(X) for m in self.estimators_]
-        mean, epistemic, aleatoric = _mixture(parts)
-        twins = self._twins()
-        if twins is not None:
-            floor = _mixture(_with_twins(parts, twins, lambda t: t._member_moments(X)))[1]
+        (mean, epistemic, aleatoric), floor = self._mixture_and_floor(X)
+        if floor is not None:
             epistemic = np.maximum(epistemic, self.twin_scale_ * floor)
         return mean, epistemic, aleatoric
 
-    def _scale_twins(self, X) -> None:
-        """``twin_scale_``: per task, the median of ``E / E_R`` on the rows ``X``, at most 1."""
+    def _mixture_and_floor(self, X):
+        """The members' mixture moments and ``E_R`` (None without twins), unscaled."""
+        parts = [m._member_moments(X) for m in self.estimators_]
         twins = self._twins()
         if twins is None:
+            return _mixture(parts), None
+        return _mixture(parts), _mixture(_with_twins(parts, twins, lambda t: t._member_moments(X)))[
+            1
+        ]
+
+    def _scale_twins(self, X) -> None:
+        """``twin_scale_``: per task, the median of ``E / E_R`` on the rows ``X``, at most 1."""
+        if self._twins() is None:
             self.twin_scale_ = np.ones(self.n_tasks_)
             return
-        parts = [m._member_moments(X) for m in self.estimators_]
-        own = _mixture(parts)[1]
-        floor = _mixture(_with_twins(parts, twins, lambda t: t._member_moments(X)))[1]
+        (_, own, _), floor = self._mixture_and_floor(X)
         ratio = own / np.maximum(floor, np.finfo(float).tiny)
         self.twin_scale_ = np.minimum(np.median(ratio, axis=0), 1.0)
 
