@@ -162,6 +162,12 @@ def smooth_problem(n=30, seed=0):
     return x, y, grid, f(grid)
 
 
+def standardised_tensors(x, y):
+    """``x`` and ``y`` standardised, as float32 tensors ``(N, 1)`` each."""
+    X = torch.as_tensor((x - x.mean()) / x.std(), dtype=torch.float32)
+    return X, torch.as_tensor(((y - y.mean()) / y.std())[:, None], dtype=torch.float32)
+
+
 def standardised_fit(x, y, **kwargs):
     xm, xs, ym, ys = x.mean(0), x.std(0), y.mean(), y.std()
     net = network(hidden_layer_sizes=(128, 128))
@@ -220,9 +226,7 @@ def test_fit_small_data_with_missing_labels_and_per_row_alpha():
 
 
 def test_training_keeps_the_random_features_unless_held_out_rows_prefer_the_trained():
-    x, y, _, _ = smooth_problem(n=40, seed=5)
-    X = torch.as_tensor((x - x.mean()) / x.std(), dtype=torch.float32)
-    Y = torch.as_tensor(((y - y.mean()) / y.std())[:, None], dtype=torch.float32)
+    X, Y = standardised_tensors(*smooth_problem(n=40, seed=5)[:2])
     net = network(hidden_layer_sizes=(64, 64))
     choose_lengthscale(net, X, Y)
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -254,9 +258,7 @@ def test_training_that_diverges_keeps_its_best_checkpoint():
     # A step size of 1e3 blows the features up within a few steps (their
     # posterior can no longer be formed); training must stop there and keep
     # the last good checkpoint instead of raising.
-    x, y, _, _ = smooth_problem(n=60, seed=2)
-    X = torch.as_tensor((x - x.mean()) / x.std(), dtype=torch.float32)
-    Y = torch.as_tensor(((y - y.mean()) / y.std())[:, None], dtype=torch.float32)
+    X, Y = standardised_tensors(*smooth_problem(n=60, seed=2)[:2])
     net = network(hidden_layer_sizes=(32, 32))
     choose_lengthscale(net, X, Y)
     outcome = train_features(net, X, Y, max_steps=200, check_every=1, learning_rate=1e3)
