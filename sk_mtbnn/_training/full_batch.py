@@ -63,12 +63,11 @@ class SmallDataFit(NamedTuple):
     ``(T,)`` is the log evidence of all rows (random features) or the
     conditional evidence of the held-out rows (trained features);
     ``n_steps`` is the number of training steps kept (0: random features);
-    ``task_relevance`` is the lengthscale search's
-    :attr:`~sk_mtbnn._training.random_features.LengthscaleChoice.task_relevance`;
-    ``split`` the training and held-out rows that judged the feature training
-    (None when it was not tried); ``choice`` the lengthscale search's
+    ``choice`` the lengthscale search's
     :class:`~sk_mtbnn._training.random_features.LengthscaleChoice` (the random
-    features before any training).
+    features before any training, with each task's relevances); ``split`` the
+    training and held-out rows that judged the feature training (None when it
+    was not tried).
     """
 
     module: nn.Module
@@ -77,9 +76,8 @@ class SmallDataFit(NamedTuple):
     noise_var: Tensor
     criterion: Tensor
     n_steps: int
-    task_relevance: Tensor | None = None
+    choice: LengthscaleChoice
     split: tuple[Tensor, Tensor] | None = None
-    choice: LengthscaleChoice | None = None
 
 
 class TrainingOutcome(NamedTuple):
@@ -430,7 +428,6 @@ def fit_small_data(
         evidence.noise_var,
         evidence.log_evidence,
         n_steps,
-        choice.task_relevance,
-        split,
         choice,
+        split,
     )

@@ -21,6 +21,7 @@ import torch
 from sklearn.pipeline import Pipeline
 
 from .._validation import check_fitted, check_positive_int
+from ..estimators._ensemble import mixture_of
 from ..estimators._torch_utils import PREDICT_CHUNK
 from ..nn.blr import with_bias
 
@@ -154,20 +155,18 @@ def pool_scores(estimator, X: np.ndarray, verbose=None) -> PoolScores:
         ]
     if len(nets) == 1:
         return parts[0]
-    means = np.stack([p.mean for p in parts])
-    epistemic = _mixture_epistemic(parts)
+    mean, epistemic, aleatoric = mixture_of([_moments(p) for p in parts])
     if any(t is not None for t in twins):
-        epistemic = np.maximum(epistemic, estimator.twin_scale_ * _mixture_epistemic(floor_parts))
-    aleatoric = np.mean([p.total_std**2 - p.epistemic_std**2 for p in parts], axis=0)
+        floor = mixture_of([_moments(p) for p in floor_parts])[1]
+        epistemic = np.maximum(epistemic, estimator.twin_scale_ * floor)
     total = np.sqrt(epistemic + aleatoric)
     egl = np.mean([p.egl * total / p.total_std for p in parts], axis=0)
-    return PoolScores(means.mean(0), np.sqrt(epistemic), total, egl)
+    return PoolScores(mean, np.sqrt(epistemic), total, egl)
 
 
-def _mixture_epistemic(parts) -> np.ndarray:
-    """Epistemic variance of the equal-weight mixture of the members' ``parts``."""
-    means = np.stack([p.mean for p in parts])
-    return np.mean([p.epistemic_std**2 for p in parts], axis=0) + means.var(0)
+def _moments(scores: PoolScores) -> tuple:
+    """Mean, epistemic and aleatoric variance of one network's pool scores."""
+    return scores.mean, scores.epistemic_std**2, scores.total_std**2 - scores.epistemic_std**2
 
 
 def _network_pool_scores(estimator, X: np.ndarray, bar) -> PoolScores:

@@ -43,16 +43,21 @@ import torch
 from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 
+from ..nn.heads import Predictive, mixture_moments
+
 
 def _fit_member(member, X, y, fit_params):
     return member.fit(X, y, **fit_params)
 
 
-def _mixture(parts):
-    """Mean, epistemic and aleatoric variance of the equal-weight mixture of ``parts``."""
-    means = np.stack([p[0] for p in parts])
-    epistemic = np.mean([p[1] for p in parts], axis=0) + means.var(0)
-    return means.mean(0), epistemic, np.mean([p[2] for p in parts], axis=0)
+def mixture_of(parts) -> tuple:
+    """Mean, epistemic and aleatoric variance (numpy) of the equal-weight mixture of ``parts``.
+
+    :func:`sk_mtbnn.nn.heads.mixture_moments` on ``(mean, epistemic, aleatoric)``
+    arrays (shared, not copied, with the tensors).
+    """
+    tensors = [Predictive(*(torch.as_tensor(a) for a in p)) for p in parts]
+    return tuple(t.numpy() for t in mixture_moments(tensors))
 
 
 def _between(means) -> np.ndarray:
@@ -167,10 +172,10 @@ class EnsembleMixin:
         parts = [m._member_moments(X) for m in self.estimators_]
         twins = self._twins()
         if twins is None:
-            return _mixture(parts), None
-        return _mixture(parts), _mixture(_with_twins(parts, twins, lambda t: t._member_moments(X)))[
-            1
-        ]
+            return mixture_of(parts), None
+        return mixture_of(parts), mixture_of(
+            _with_twins(parts, twins, lambda t: t._member_moments(X))
+        )[1]
 
     def _scale_twins(self, X) -> None:
         """``twin_scale_``: per task, the median of ``E / E_R`` on the rows ``X``, at most 1."""
@@ -202,7 +207,7 @@ class EnsembleMixin:
         floor_cov = np.mean(epistemic, axis=0) + _between([p[0] for p in floor_parts])
         floor_cov = floor_cov * self.twin_scale_
         floor = np.einsum("iit->it", floor_cov)
-        own = _mixture(parts)[1]
+        own = mixture_of(parts)[1]
         share = np.where(floor > 0, (floor - own) / np.where(floor > 0, floor, 1.0), 0.0)
         return np.sqrt(np.clip(share, 0.0, 1.0)), floor_cov
 

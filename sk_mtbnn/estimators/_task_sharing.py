@@ -368,7 +368,7 @@ class AdaptiveSharingMixin:
                 shared_lengthscale=fit.lengthscale,
                 seed=data.seed,
                 alpha=alpha,
-                task_relevance=fit.task_relevance,
+                task_relevance=fit.choice.task_relevance,
             )
         else:
             train_rows, valid_rows = fit.split  # the rows that judged the feature training
@@ -380,7 +380,7 @@ class AdaptiveSharingMixin:
                 valid_rows,
                 seed=data.seed,
                 alpha=alpha if np.ndim(alpha) == 0 else 0.0,
-                task_relevance=fit.task_relevance,
+                task_relevance=fit.choice.task_relevance,
             )
         self._record_sharing(decision)
         if not decision.shared.all():
