@@ -177,14 +177,18 @@ class EnsembleMixin:
             _with_twins(parts, twins, lambda t: t._member_moments(X))
         )[1]
 
-    def _scale_twins(self, X) -> None:
-        """``twin_scale_``: per task, the median of ``E / E_R`` on the rows ``X``, at most 1."""
-        if self._twins() is None:
-            self.twin_scale_ = np.ones(self.n_tasks_)
-            return
+    def _scale_twins(self, X) -> np.ndarray:
+        """Set ``twin_scale_`` from the rows ``X``; return the ensemble's epistemic variance there.
+
+        ``twin_scale_`` is, per task, the median of ``E / E_R`` on ``X``, at most 1.
+        """
         (_, own, _), floor = self._mixture_and_floor(X)
+        if floor is None:
+            self.twin_scale_ = np.ones(self.n_tasks_)
+            return own
         ratio = own / np.maximum(floor, np.finfo(float).tiny)
         self.twin_scale_ = np.minimum(np.median(ratio, axis=0), 1.0)
+        return np.maximum(own, self.twin_scale_ * floor)
 
     def _joint_covariance(self, X):
         """Joint predictive covariance ``(m, m, T)`` of the mixture."""

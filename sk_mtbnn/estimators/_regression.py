@@ -300,7 +300,9 @@ class MultiTaskRegressorBase(
 
     def _set_epistemic_reference(self, X) -> None:
         """The median epistemic std per task on the training inputs (for ``ood_score``)."""
-        epistemic = _run_rows(self, "_epistemic_variance", "concatenate", X)
+        self._set_epistemic_reference_from(_run_rows(self, "_epistemic_variance", "concatenate", X))
+
+    def _set_epistemic_reference_from(self, epistemic: np.ndarray) -> None:
         self._epistemic_reference = np.maximum(np.median(np.sqrt(epistemic), axis=0), 1e-300)
 
     def _epistemic_variance(self, X) -> np.ndarray:
@@ -344,8 +346,8 @@ class MultiTaskRegressorBase(
         )
         self.n_tasks_ = members[0].n_tasks_
         self.noise_std_ = np.sqrt(np.mean([m.noise_std_**2 for m in members], axis=0))
-        self._scale_twins(X)
-        self._set_epistemic_reference(X)
+        # One pass over the members (and twins) for both (ensembles are not data-parallel).
+        self._set_epistemic_reference_from(self._scale_twins(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
