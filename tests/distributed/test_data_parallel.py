@@ -324,6 +324,7 @@ def test_the_parts_of_each_batch_make_the_one_process_batch(prepared):
     # Validation: each process's part of each batch, as np.array_split cuts it.
     for r, part in enumerate(parts):
         got = batches(ShardLoader(Dataset(*part.valid), batch_size=32, shard=(r, 2)))
+        assert len(got) == 4  # 97 validation rows in batches of 32
         for b, (x, _) in enumerate(got):
             rows = np.array_split(np.arange(32 * b, min(32 * (b + 1), 97)), 2)[r]
             np.testing.assert_array_equal(x, data.valid[0][rows])

@@ -64,9 +64,11 @@ def assert_same_value(a, b, where="value"):
         assert a.dtype == b.dtype, where
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=where)
     elif isinstance(a, pd.DataFrame):
-        pd.testing.assert_frame_equal(a, b, check_exact=True, check_index_type=True)
+        pd.testing.assert_frame_equal(
+            a, b, check_exact=True, check_index_type=True, check_column_type=True, obj=where
+        )
     elif isinstance(a, pd.Series):
-        pd.testing.assert_series_equal(a, b, check_exact=True, check_index_type=True)
+        pd.testing.assert_series_equal(a, b, check_exact=True, check_index_type=True, obj=where)
     elif isinstance(a, np.random.RandomState):
         assert_same_value(a.get_state(), b.get_state(), where)
     elif hasattr(a, "get_params"):
