@@ -24,8 +24,7 @@ from ._torch_utils import inference_copy
 #: Most labelled rows for which ``regime="auto"`` fits by evidence. Measured at 3,000
 #: rows (clustered 4-D, an 8-D LMC and heterogeneous tasks, 2 seeds each): the evidence
 #: regime beat mini-batch training on every in-distribution NLL (by 0.04-0.18 nats) and
-#: under shift (NLL 0.9-1.3 against 3.9 between clusters), for 3.6x its fit time (32 s
-#: against 9 s with 8 inputs and 3 tasks; 21 s with n_jobs=2).
+#: under shift (NLL 0.9-1.3 against 3.9 between clusters), for 1.2-4x its fit time.
 EVIDENCE_MAX_ROWS = 3000
 #: Fewest labels of a task for its evidence alone to set its prior and noise.
 MIN_EVIDENCE_LABELS = 10
