@@ -21,11 +21,8 @@ from ..nn.blr import linear_stats
 from ._base import TrainingData, layer_sizes
 from ._torch_utils import inference_copy
 
-#: Most labelled rows for which ``regime="auto"`` fits by evidence. Measured at 3,000
-#: rows (clustered 4-D, an 8-D LMC and heterogeneous tasks, 2 seeds each): the evidence
-#: regime beat mini-batch training on every in-distribution NLL (by 0.04-0.18 nats) and
-#: under shift (NLL 0.9-1.3 against 3.9 between clusters), for 1.2-4x its fit time.
-EVIDENCE_MAX_ROWS = 3000
+#: Most labelled rows for which ``regime="auto"`` fits by evidence.
+EVIDENCE_MAX_ROWS = 1000
 #: Fewest labels of a task for its evidence alone to set its prior and noise.
 MIN_EVIDENCE_LABELS = 10
 #: Members of ``n_estimators="auto"`` in the evidence regime.

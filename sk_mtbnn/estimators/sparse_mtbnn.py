@@ -125,9 +125,9 @@ class SparseMultiTaskBNNRegressor(
         %(aggregator_options)s
     n_estimators : int or "auto", default="auto"
         %(ensemble_members)s
-        ``"auto"`` is 5 where the evidence regime fits the members (0.1-0.5 s
-        each up to 1,000 rows, several s at 3,000) and 1 for mini-batch training,
-        whose members cost a full training each: set it (e.g. 5 with ``n_jobs=-1``)
+        ``"auto"`` is 5 where the evidence regime fits the members (about
+        0.1-0.5 s each up to 1,000 rows) and 1 for mini-batch training, whose
+        members cost a full training each: set it (e.g. 5 with ``n_jobs=-1``)
         for distance-aware bands on large data. In an ensemble, a member whose
         random features were trained (see ``regime``) gets an untrained twin, the
         same member on its random features alone, whose uncertainty floors the
@@ -140,7 +140,7 @@ class SparseMultiTaskBNNRegressor(
         rows, and from 100 rows on the features are also trained full-batch, kept only
         if their held-out likelihood is clearly better (docs/algorithms.rst, section
         "The small-data regime"). ``"network"`` trains the network by mini-batches (the
-        settings below). ``"auto"`` takes ``"evidence"`` when there are at most 3,000
+        settings below). ``"auto"`` takes ``"evidence"`` when there are at most 1,000
         labelled rows, ``max_epochs="auto"`` and the network allows it (at least two
         hidden layers, a ramp-like activation, Gaussian head with dense covariance, no
         branch layers, ``reg_weight="auto"``), and ``"network"`` otherwise.
