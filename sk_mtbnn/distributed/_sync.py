@@ -287,8 +287,9 @@ def detach_from_group(net) -> None:
     net.callbacks = [c for c in net.callbacks if c[0] != SYNC_CALLBACK]
     net.callbacks_ = [c for c in net.callbacks_ if c[0] != SYNC_CALLBACK]
     net.iterator_train = net.iterator_valid = TensorBatchLoader
-    net.iterator_train__shard = None
-    net.iterator_valid__shard = None
+    for name in ("iterator_train__shard", "iterator_valid__shard"):  # ShardLoader's alone
+        vars(net).pop(name, None)
+        net._params_to_validate.discard(name)
 
 
 def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:
