@@ -70,16 +70,28 @@ class FitsShard:
         return data
 
 
+def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:
+    """The contiguous rows of ``rank`` when ``world_size`` processes share ``range(n_rows)``.
+
+    The parts of ``np.array_split``: the first ``n_rows % world_size`` ranks
+    hold one row more. Every split of rows among the processes (the training
+    rows, each validation batch, the row work's parts) is this one.
+    """
+    sizes = [n_rows // world_size + (r < n_rows % world_size) for r in range(world_size)]
+    start = sum(sizes[:rank])
+    return slice(start, start + sizes[rank])
+
+
 def valid_part_ids(n_rows: int, batch_size: int, rank: int, world_size: int) -> np.ndarray:
     """The rows of ``rank``'s parts of the consecutive batches over ``range(n_rows)``.
 
-    The part of each batch is ``np.array_split(batch, world_size)[rank]``.
+    The part of each batch is its :func:`shard_rows` part for ``rank``.
     """
-    ids = []
+    ids = [np.zeros(0, dtype=np.int64)]
     for start in range(0, n_rows, batch_size):
-        batch = np.arange(start, min(start + batch_size, n_rows))
-        ids.append(np.array_split(batch, world_size)[rank])
-    return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+        part = shard_rows(min(batch_size, n_rows - start), rank, world_size)
+        ids.append(np.arange(start + part.start, start + part.stop, dtype=np.int64))
+    return np.concatenate(ids)
 
 
 def plan_shards(data, world_size: int):
@@ -91,8 +103,6 @@ def plan_shards(data, world_size: int):
     then the validation rows) and, for process 0, every validation row
     (``X_valid_all``).
     """
-    from ._sync import shard_rows
-
     X_train, Y_train = data.train
     Y = Y_train if data.valid is None else np.concatenate([Y_train, data.valid[1]])
 

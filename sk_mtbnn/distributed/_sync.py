@@ -24,7 +24,7 @@ import torch.multiprocessing as mp
 from skorch.callbacks import Callback
 
 from ..estimators._regression import RowWork
-from ._shards import ShardedRows
+from ._shards import ShardedRows, shard_rows
 
 #: Name of the callback in a net's callbacks.
 SYNC_CALLBACK = "data_parallel_sync"
@@ -290,13 +290,6 @@ def detach_from_group(net) -> None:
     for name in ("iterator_train__shard", "iterator_valid__shard"):  # ShardLoader's alone
         vars(net).pop(name, None)
         net._params_to_validate.discard(name)
-
-
-def shard_rows(n_rows: int, rank: int, world_size: int) -> slice:
-    """The contiguous rows of ``rank``, as ``np.array_split`` parts ``range(n_rows)``."""
-    sizes = [n_rows // world_size + (r < n_rows % world_size) for r in range(world_size)]
-    start = sum(sizes[:rank])
-    return slice(start, start + sizes[rank])
 
 
 def run_processes(worker, args, n_processes: int, timeout: float, tmp: Path) -> None:

@@ -19,9 +19,9 @@ from sk_mtbnn.distributed._shards import (
     plan_shards,
     prepare_once,
     shard_data,
+    shard_rows,
     valid_part_ids,
 )
-from sk_mtbnn.distributed._sync import shard_rows
 from sk_mtbnn.distributed.data_parallel import _rendezvous_store
 from sk_mtbnn.estimators import _regression
 
