@@ -6,6 +6,17 @@ import numpy as np
 import torch
 
 
+def batch_tensor(values) -> torch.Tensor:
+    """The tensor a loader cuts its batches from: the values as NumPy reads them.
+
+    No copy for an ndarray, its dtype kept (the estimators' float32 inputs,
+    NaN where a label is missing). The loaders of one process and of a
+    data-parallel fit's processes both convert through it, so that their
+    batches agree.
+    """
+    return torch.as_tensor(np.asarray(values))
+
+
 class TensorBatchLoader:
     """Iterate over ``(X, y)`` mini-batches by slicing whole tensors.
 
@@ -27,8 +38,8 @@ class TensorBatchLoader:
         shuffle: bool = False,
         **_ignored,
     ) -> None:
-        self.X = torch.as_tensor(np.asarray(dataset.X))
-        self.y = torch.as_tensor(np.asarray(dataset.y))
+        self.X = batch_tensor(dataset.X)
+        self.y = batch_tensor(dataset.y)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
+from .._training.loader import batch_tensor
+
 
 class _Prepared(Exception):
     """Raised by :class:`_StopsAfterPreparing` with the estimator and its prepared data."""
@@ -265,7 +267,9 @@ class ShardLoader:
     :class:`~sk_mtbnn._training.loader.TensorBatchLoader` draws it) and cuts
     it into the same global batches; a process yields the rows of each batch
     that it holds, in the batch's order (possibly none). Over the processes
-    the parts are the one-process batch.
+    the parts are the one-process batch: the same values (the operations
+    recorded on :class:`ShardedRows` applied, their dtype kept, NaN where a
+    label is missing), converted as the one-process loader converts them.
     """
 
     def __init__(
@@ -278,14 +282,17 @@ class ShardLoader:
     ) -> None:
         X = dataset.X
         if isinstance(X, ShardedRows):
-            ((rows, ids),) = X.blocks
+            # The values np.asarray(X) has in one process: the recorded operations applied.
+            blocks = list(X.local_blocks())
+            rows = np.concatenate([x for x, _ in blocks])
+            ids = np.concatenate([i for _, i in blocks])
         else:  # process 0's validation rows, all of them: its parts of the batches
             rank, world_size = shard
             ids = valid_part_ids(len(X), int(batch_size), rank, world_size)
             rows = np.asarray(X)[ids]
         self.n_rows, self.ids = len(X), torch.as_tensor(ids, dtype=torch.long)
-        self.X = torch.as_tensor(rows)
-        self.y = torch.as_tensor(np.asarray(dataset.y))
+        self.X = batch_tensor(rows)
+        self.y = batch_tensor(dataset.y)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
 

@@ -6,11 +6,13 @@ import torch
 from skorch.dataset import Dataset
 
 from sk_mtbnn import SparseMultiTaskBNNRegressor
+from sk_mtbnn._training.loader import TensorBatchLoader
 from sk_mtbnn.distributed import _shards
 from sk_mtbnn.distributed._shards import (
     ShardLoader,
     plan_shards,
     prepare_once,
+    shard_data,
     shard_rows,
     valid_part_ids,
 )
@@ -87,3 +89,44 @@ def test_one_split_decides_every_shard(monkeypatch):
         # Process 0 holds every validation row and picks its parts in its loader.
         loader = ShardLoader(Dataset(*data.valid), batch_size=data.batch_size, shard=(rank, 3))
         np.testing.assert_array_equal(torch.cat([x for x, _ in loader]).numpy(), X_valid[expected])
+
+
+def _batches(loader, seed=0):
+    torch.manual_seed(seed)  # as the fit seeds torch's generator
+    return [(x.numpy(), y.numpy()) for x, y in loader]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("which", ["train", "all"])
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_shard_batches_are_the_in_memory_batches(world_size, which, shuffle):
+    """The two loaders on the same data: the processes' parts of each batch make its batch.
+
+    The rows carry the column operations the estimators record on them
+    (``X * scale + mean``, which also turns float32 into float64) and NaN
+    labels; "all" is held in two blocks (training rows and validation parts).
+    """
+    data = _prepared()
+    skeleton, shards = plan_shards(data, world_size)
+    parts = [shard_data(skeleton, shard) for shard in shards]
+    scale, mean = np.array([2.0, 0.5, 3.0]), np.array([1.0, -1.0, 0.25])
+    if which == "train":
+        X, Y = data.train
+        held = [part.train[0] for part in parts]
+    else:
+        X, Y = np.concatenate([data.train[0], data.valid[0]]), parts[0].Y
+        held = [part.X for part in parts]
+    assert np.isnan(Y).any() and X.dtype == np.float32
+    X_ops = X * scale + mean
+    kwargs = {"batch_size": data.batch_size, "shuffle": shuffle}
+    one = _batches(TensorBatchLoader(Dataset(X_ops, Y), **kwargs))
+    rows = _batches(TensorBatchLoader(Dataset(np.arange(len(X))[:, None], Y), **kwargs))
+    for rows_held in held:
+        got = _batches(ShardLoader(Dataset(rows_held * scale + mean, Y), **kwargs))
+        ids = np.concatenate([i for _, i in rows_held.blocks])
+        assert len(got) == len(one)
+        for (x, y), (x1, y1), (index, _) in zip(got, one, rows):
+            mine = np.isin(index[:, 0], ids)  # the rows of the batch held here, in its order
+            assert x.dtype == x1.dtype == np.float64 and y.dtype == y1.dtype == np.float32
+            np.testing.assert_array_equal(x, x1[mine])
+            np.testing.assert_array_equal(y, y1[mine])  # NaN at the same places
