@@ -38,8 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn.blr import linear_stats
-from ..nn.evidence import Evidence, maximise_evidence
+from ..nn.evidence import Evidence, maximise_evidence_of_features
 from ..nn.evidence_rows import maximise_evidence_rows
 
 #: Offsets of the ramps extend beyond the data by this share of its span per side.
@@ -201,7 +200,7 @@ def head_evidence_of_features(
     phi, y = phi.to(torch.float64), Y.to(torch.float64)
     alpha_t = torch.as_tensor(alpha, dtype=torch.float64)
     if alpha_t.ndim == 0:
-        return maximise_evidence(linear_stats(phi, y), alpha=float(alpha_t), **options)
+        return maximise_evidence_of_features(phi, y, alpha=float(alpha_t), **options)
     return maximise_evidence_rows(phi, y, alpha_t, **options)
 
 

@@ -14,10 +14,13 @@ from sklearn.linear_model import BayesianRidge
 from sk_mtbnn.nn.blr import isotropic_prior, linear_stats, posterior, with_bias
 from sk_mtbnn.nn.evidence import (
     NOISE_VAR_BOUNDS,
+    _spectrum,
+    feature_spectrum,
     log_conditional_evidence,
     log_marginal_likelihood,
     maximise_conditional_evidence,
     maximise_evidence,
+    maximise_evidence_of_features,
 )
 from sk_mtbnn.nn.evidence_rows import log_marginal_likelihood_rows, maximise_evidence_rows
 
@@ -274,3 +277,41 @@ def test_a_warm_start_near_the_optimum_finds_bayesian_ridges_optimum():
         # As above: L-BFGS-B's gradient tolerance against MacKay's fixed point.
         np.testing.assert_allclose(float(warm.noise_var[t]), 1.0 / ref.alpha_, rtol=1e-5)
         np.testing.assert_allclose(float(warm.log_evidence[t]), ref.scores_[-1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("same_rows", [False, True])
+def test_the_kernel_route_of_fewer_rows_than_inputs_matches_the_gram_route(same_rows):
+    gen = torch.Generator().manual_seed(7)
+    phi = torch.randn(3, 40, 64, generator=gen, dtype=torch.float64)  # 40 rows < 65 inputs
+    if same_rows:
+        phi = phi[:1].expand(3, 40, 64)  # a shared backbone: one decomposition serves all
+    y = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    if not same_rows:  # missing labels, and a task with one label
+        y[torch.rand(40, 3, generator=gen) < 0.3] = float("nan")
+        y[1:, 2] = float("nan")
+    kernel = feature_spectrum(phi, y)
+    gram = _spectrum(linear_stats(phi, y))
+    # Both hold the gram's eigenvalues (sorted ascending after padding zeros)
+    # and the squared projections of Phi^T y; eigenvalues of the same matrix
+    # by two float64 routes agree to round-off, 1e-8 of the largest.
+    scale = gram.values.max()
+    np.testing.assert_allclose(np.sort(kernel.values), np.sort(gram.values), atol=1e-8 * scale)
+    np.testing.assert_allclose(kernel.proj2.sum(1), gram.proj2.sum(1), rtol=1e-9)
+    np.testing.assert_allclose(kernel.yy, gram.yy, rtol=1e-12)
+    np.testing.assert_array_equal(kernel.count, gram.count)
+    got = maximise_evidence_of_features(phi, y)
+    expected = maximise_evidence(linear_stats(phi, y))
+    # The same optimisation of the same function: the optimum agrees to the
+    # Newton tolerance, and the evidence there (independently, by Cholesky).
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+    direct = log_marginal_likelihood(linear_stats(phi, y), got.prior_var, got.noise_var)
+    torch.testing.assert_close(got.log_evidence, direct, rtol=1e-9, atol=1e-9)
+
+
+def test_the_kernel_route_falls_back_to_the_gram_with_enough_rows():
+    gen = torch.Generator().manual_seed(8)
+    phi = torch.randn(2, 30, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    for a, b in zip(feature_spectrum(phi, y), _spectrum(linear_stats(phi, y))):
+        np.testing.assert_array_equal(a, b)
