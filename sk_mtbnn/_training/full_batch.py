@@ -335,6 +335,7 @@ def fit_small_data(
     lengthscales=LENGTHSCALES,
     random_state: int = 0,
     choice: LengthscaleChoice | None = None,
+    relevance_of: LengthscaleChoice | None = None,
     **train_options,
 ) -> SmallDataFit:
     """Fit ``module`` the way a GP is fitted: evidence-chosen features and head.
@@ -363,6 +364,10 @@ def fit_small_data(
     choice : LengthscaleChoice, default=None
         The random features of an earlier fit on the same data (its
         :attr:`SmallDataFit.choice`), taken instead of searching again.
+    relevance_of : LengthscaleChoice, default=None
+        The choice of another draw on the same data, whose input relevances
+        this draw takes instead of searching its own (see
+        :func:`~sk_mtbnn._training.random_features.choose_lengthscale`).
     **train_options
         Passed to :func:`train_features`.
 
@@ -390,7 +395,13 @@ def fit_small_data(
     generator = torch.Generator().manual_seed(int(random_state))
     if choice is None:
         choice = choose_lengthscale(
-            module, X, Y, alpha=alpha_t, lengthscales=lengthscales, generator=generator
+            module,
+            X,
+            Y,
+            alpha=alpha_t,
+            lengthscales=lengthscales,
+            generator=generator,
+            relevance_of=relevance_of,
         )
     else:
         set_random_features(module, choice.layout, choice.lengthscale)

@@ -224,6 +224,7 @@ def choose_lengthscale(
     lengthscales: Sequence[float] = LENGTHSCALES,
     generator: torch.Generator | None = None,
     ard: bool = True,
+    relevance_of: LengthscaleChoice | None = None,
     **options,
 ) -> LengthscaleChoice:
     """Set ``module``'s backbone to random features at the evidence-best lengthscale.
@@ -247,6 +248,13 @@ def choose_lengthscale(
         After the isotropic choice, scale each input column's relevance by
         evidence (:func:`_ard_search`), then choose the lengthscale again;
         done for 2 to :data:`MAX_ARD_COLUMNS` backbone columns.
+    relevance_of : LengthscaleChoice, default=None
+        The choice of an earlier search on the same data (another member of
+        an ensemble, with its own draw). Its relevances replace the ARD and
+        per-task searches: they are placed on this draw's directions and
+        offsets and kept if their best lengthscale has more evidence than the
+        isotropic one; its ``task_relevance`` is taken as it is. About 30
+        evidence evaluations instead of about 240 (8 columns, 3 tasks).
     **options
         Passed to :func:`~sk_mtbnn.nn.evidence.maximise_evidence`.
 
@@ -277,7 +285,16 @@ def choose_lengthscale(
     isotropic_scan = scan(layout)
     total, lengthscale, evidence = best_lengthscale(layout, isotropic_scan)
     choice = LengthscaleChoice(lengthscale, evidence, layout)
-    if ard and 2 <= len(layout.relevance) <= MAX_ARD_COLUMNS:
+    if relevance_of is not None:
+        if relevance_of.isotropic is not None:
+            xb = x[:, module.backbone_columns]
+            relevance = relevance_of.layout.relevance
+            candidate = place_layout(layout.units, layout.shares, xb, relevance)
+            value, ls, ev = best_lengthscale(candidate)
+            if value > total:
+                choice = LengthscaleChoice(ls, ev, candidate, isotropic=choice)
+        choice = choice._replace(task_relevance=relevance_of.task_relevance)
+    elif ard and 2 <= len(layout.relevance) <= MAX_ARD_COLUMNS:
         xb = x[:, module.backbone_columns]
         # The search's candidates are near the isotropic optimum: one warm L-BFGS start
         # (scalar alpha) instead of two cold ones, about half the cost of each evaluation.

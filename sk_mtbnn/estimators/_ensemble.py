@@ -118,12 +118,22 @@ class EnsembleMixin:
         backend, _ = get_active_backend()
         return_as = "generator" if backend.supports_return_generator else "list"
         parallel = Parallel(n_jobs=self.n_jobs, return_as=return_as)
-        fitted = parallel(delayed(_fit_member)(m, X, y, fit_params) for m in members)
-        members = []
+        # In the evidence regime the first member searches the inputs' relevances
+        # and the others take them (an eighth of the evidence evaluations each).
+        first = getattr(self, "_evidence_likely", lambda X, y: False)(X, y)
         with progress_bar(n_members, "ensemble", "member", verbose >= 2) as bar:
-            for member in fitted:
-                members.append(member)
+            fitted = []
+            if first:
+                fitted = list(parallel([delayed(_fit_member)(members[0], X, y, fit_params)]))
                 bar.update(1)
+                found = vars(fitted[0]).get("_feature_choice", {}).get("choice")
+                for member in members[1:]:
+                    member._feature_choice["relevance_of"] = found
+            rest = parallel(delayed(_fit_member)(m, X, y, fit_params) for m in members[first:])
+            for member in rest:
+                fitted.append(member)
+                bar.update(1)
+        members = fitted
         self.estimators_ = members
         self.untrained_twins_ = self._untrained_twins(members, seeds, X, y, fit_params)
         self._adopt_members(X, self.estimators_)

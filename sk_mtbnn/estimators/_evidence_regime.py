@@ -99,11 +99,15 @@ class EvidenceRegimeMixin:
         """``"auto"``: 5 members where the evidence regime will fit them (cheap), else 1."""
         if self.n_estimators != "auto":
             return self.n_estimators
+        return AUTO_EVIDENCE_MEMBERS if self._evidence_likely(X, y) else 1
+
+    def _evidence_likely(self, X, y) -> bool:
+        """Whether the evidence regime will fit ``(X, y)``, judged before any validation."""
         sizes = layer_sizes(self.hidden_layer_sizes)
         try:
             Y = _nullable_as_float(y).astype(np.float64).reshape(len(X), -1)
         except (TypeError, ValueError):
-            return 1  # invalid targets: the fit's own validation will say what is wrong
+            return False  # invalid targets: the fit's own validation will say what is wrong
         n_rows = int(np.sum(~np.all(np.isnan(Y), axis=1)))
         small = self.max_epochs == "auto" and n_rows <= EVIDENCE_MAX_ROWS
         likely = (
@@ -118,7 +122,7 @@ class EvidenceRegimeMixin:
             and self.reg_weight == "auto"
             and (self.regime == "evidence" or small)
         )
-        return AUTO_EVIDENCE_MEMBERS if likely else 1
+        return likely
 
     def _standardised_alpha(self, n_rows: int) -> float | np.ndarray:
         """``alpha`` in units of the standardised targets: a float where one number serves."""
@@ -159,7 +163,8 @@ class EvidenceRegimeMixin:
 
         alpha = self._standardised_alpha(len(data.X))
         # In an ensemble (_ensemble.py), a member records its random features in
-        # _feature_choice; its untrained twin gets them there and keeps them.
+        # _feature_choice; its untrained twin gets them there and keeps them, and
+        # the members after the first get the first one's ("relevance_of").
         shared = getattr(self, "_feature_choice", None)
         twin = shared.get("choice") if shared is not None else None
         fit = fit_small_data(
@@ -170,6 +175,7 @@ class EvidenceRegimeMixin:
             train="auto" if twin is None else False,
             random_state=data.seed,
             choice=twin,
+            relevance_of=shared.get("relevance_of") if shared is not None else None,
         )
         if shared is not None and twin is None:
             shared["choice"] = fit.choice

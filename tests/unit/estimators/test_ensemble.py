@@ -87,3 +87,21 @@ def test_bayesagg_regressor_ensemble(data):
     mean, std = est.predict(data[0][:4], return_std=True)
     assert mean.shape == std.shape == (4, 2) and np.all(std > 0)
     assert len(est.estimators_) == 2
+
+
+def test_evidence_members_after_the_first_take_its_relevances(monkeypatch):
+    import sk_mtbnn._training.random_features as rf
+
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(60, 3))
+    y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 1]]) + 0.1 * rng.randn(60, 2)
+    searches = []
+    search = rf._ard_search
+    monkeypatch.setattr(rf, "_ard_search", lambda *a: searches.append(1) or search(*a))
+    params = {"hidden_layer_sizes": (32, 32), "random_state": 0}
+    single = SparseMultiTaskBNNRegressor(**params, n_estimators=1).fit(X, y)
+    per_member, searches[:] = len(searches), []
+    ensemble = SparseMultiTaskBNNRegressor(**params, n_estimators=3).fit(X, y)
+    assert single.regime_ == "evidence" and per_member == 3  # shared, then each task's
+    assert len(searches) == per_member  # the first member's search only
+    assert all(m.regime_ == "evidence" for m in ensemble.estimators_)
