@@ -1,7 +1,8 @@
 """pandas DataFrames and Series as plain data, for :mod:`._codec`.
 
-A DataFrame is stored as one numpy array per column, the columns' dtypes, its
-column labels and its index; a Series as its values, dtype, name and index.
+A DataFrame is stored as one numpy array per column (which records its
+dtype: the file holds it once), its column labels and its index; a Series as
+its values, name and index.
 An index is a ``range`` (a RangeIndex), a numeric array, or a JSON list of
 labels (strings, numbers) with its dtype's name from a fixed list. Columns and
 values must have a numeric or boolean numpy dtype (a ``category``, ``object``,
@@ -37,6 +38,19 @@ _ADVICE = (
     "strings or numbers: convert it (e.g. frame.astype('float64'), "
     "frame.reset_index(drop=True)) or pass it as a numpy array (frame.to_numpy(dtype=float))."
 )
+#: What to change for a label or name that the format cannot store, by what it is.
+_RENAME = {
+    "name": "rename the Series with series.rename('a_name') (or series.rename(None))",
+    "axis": (
+        "rename the axis with obj.rename_axis('a_name') for the index, "
+        "frame.rename_axis('a_name', axis=1) for the columns (or None instead of a name)"
+    ),
+    "labels": (
+        "replace the labels with strings or Python numbers, e.g. "
+        "frame.columns = [str(c) for c in frame.columns], obj.index = obj.index.astype(str) "
+        "or obj.reset_index(drop=True)"
+    ),
+}
 
 
 def pandas_tag(value) -> str | None:
@@ -54,25 +68,24 @@ def pandas_tag(value) -> str | None:
 # ------------------------------------------------------------------ saving
 def encode_dataframe(frame, encoder, where: str) -> dict:
     _check_no_attrs(frame, where)
-    dtypes, values = [], []
+    values = []
     for i, label in enumerate(frame.columns):
         column = frame.iloc[:, i]
-        dtypes.append(_value_dtype(column.dtype, f"{where} (column {label!r})"))
+        _check_value_dtype(column.dtype, f"{where} (column {label!r})")
         values.append(encoder.array(column.to_numpy()))
     return {
         "columns": _encode_index(frame.columns, encoder, f"{where}.columns"),
         "index": _encode_index(frame.index, encoder, f"{where}.index"),
-        "dtypes": dtypes,
         "values": values,
     }
 
 
 def encode_series(series, encoder, where: str) -> dict:
     _check_no_attrs(series, where)
+    _check_value_dtype(series.dtype, where)
     return {
-        "name": _label(series.name, f"{where}.name"),
+        "name": _label(series.name, f"{where}.name", "name"),
         "index": _encode_index(series.index, encoder, f"{where}.index"),
-        "dtype": _value_dtype(series.dtype, where),
         "values": encoder.array(series.to_numpy()),
     }
 
@@ -85,17 +98,16 @@ def _check_no_attrs(obj, where: str) -> None:
         )
 
 
-def _value_dtype(dtype, where: str) -> str:
+def _check_value_dtype(dtype, where: str) -> None:
     if not isinstance(dtype, np.dtype) or dtype.kind not in _VALUE_KINDS:
         raise UnrepresentableError(
             f"{where} has the dtype {str(dtype)!r}, which the safe format cannot store. {_ADVICE}"
         )
-    return str(dtype)
 
 
 def _encode_index(index, encoder, where: str) -> dict:
     pd = sys.modules["pandas"]
-    name = _label(index.name, f"{where}.name")
+    name = _label(index.name, f"{where}.name", "axis")
     if type(index) is pd.RangeIndex:
         return {"range": [index.start, index.stop, index.step], "name": name}
     if type(index) is pd.Index:
@@ -103,7 +115,7 @@ def _encode_index(index, encoder, where: str) -> dict:
         if isinstance(dtype, np.dtype) and dtype.kind in _INDEX_KINDS:
             return {"array": encoder.array(index.to_numpy()), "name": name}
         if str(dtype) in _LABEL_DTYPES:
-            labels = [_label(x, f"{where}[{i}]") for i, x in enumerate(index)]
+            labels = [_label(x, f"{where}[{i}]", "labels") for i, x in enumerate(index)]
             return {"labels": labels, "dtype": str(dtype), "name": name}
     raise UnrepresentableError(
         f"{where} is a {type(index).__name__}"
@@ -117,11 +129,19 @@ def _is_label(x) -> bool:
     return x is None or type(x) in (bool, int, str) or (type(x) is float and math.isfinite(x))
 
 
-def _label(x, where: str):
+def _label(x, where: str, what: str):
+    """``x`` if the format stores it as a label or name; ``what`` keys the advice."""
     if not _is_label(x):
+        python = (
+            " (int(x) or float(x) turns a numpy number into one)"
+            if isinstance(x, np.number)
+            else ""
+        )
         raise UnrepresentableError(
-            f"{where} is {x!r} (of type {type(x).__qualname__}), not a string, a Python int, "
-            f"a finite float, a boolean or None as index labels and names must be. {_ADVICE}"
+            f"{where} is {x!r} (of type {type(x).__qualname__}), but the safe format stores "
+            f"names and labels that are strings, Python ints, finite floats, booleans or None"
+            f"{python}: {_RENAME[what]}, or pass the values as a numpy array "
+            "(obj.to_numpy(dtype=float))."
         )
     return x
 
@@ -140,18 +160,17 @@ def _import_pandas():
 
 def decode_dataframe(node, decoder):
     pd = _import_pandas()
-    _check_keys(node, {"columns", "index", "dtypes", "values"}, "DataFrame")
+    _check_keys(node, {"columns", "index", "values"}, "DataFrame")
     index = _decode_index(node["index"], decoder, pd)
     columns = _decode_index(node["columns"], decoder, pd)
-    dtypes, values = node["dtypes"], node["values"]
-    if type(dtypes) is not list or type(values) is not list:
-        raise FormatError("a stored DataFrame whose dtypes or values are not JSON lists.")
-    if not len(dtypes) == len(values) == len(columns):
+    values = node["values"]
+    if type(values) is not list:
+        raise FormatError("a stored DataFrame whose values are not a JSON list.")
+    if len(values) != len(columns):
         raise FormatError(
-            f"a stored DataFrame with {len(columns)} column labels, {len(dtypes)} dtypes and "
-            f"{len(values)} columns."
+            f"a stored DataFrame with {len(columns)} column labels and {len(values)} columns."
         )
-    arrays = [_values(decoder, k, d, len(index)) for k, d in zip(values, dtypes)]
+    arrays = [_values(decoder, key, len(index)) for key in values]
     frame = pd.DataFrame(dict(enumerate(arrays)), index=index)
     frame.columns = columns
     return frame
@@ -159,9 +178,9 @@ def decode_dataframe(node, decoder):
 
 def decode_series(node, decoder):
     pd = _import_pandas()
-    _check_keys(node, {"name", "index", "dtype", "values"}, "Series")
+    _check_keys(node, {"name", "index", "values"}, "Series")
     index = _decode_index(node["index"], decoder, pd)
-    values = _values(decoder, node["values"], node["dtype"], len(index))
+    values = _values(decoder, node["values"], len(index))
     return pd.Series(values, index=index, name=_stored_label(node["name"]))
 
 
@@ -171,13 +190,13 @@ def _check_keys(node, keys: set, what: str) -> None:
         raise FormatError(f"a stored {what} with the entries {found}, expected {sorted(keys)}.")
 
 
-def _values(decoder, key, dtype, n_rows: int) -> np.ndarray:
-    """A column of ``n_rows`` values whose recorded ``dtype`` is the stored array's."""
+def _values(decoder, key, n_rows: int) -> np.ndarray:
+    """A column of ``n_rows`` values, of the dtype its array records."""
     array = decoder.array(key)
-    if array.dtype.kind not in _VALUE_KINDS or str(array.dtype) != dtype:
+    if array.dtype.kind not in _VALUE_KINDS:
         raise FormatError(
-            f"a stored pandas column of dtype {dtype!r} holds an array of dtype "
-            f"{str(array.dtype)!r} (only numeric and boolean columns are stored)."
+            f"a stored pandas column holds an array of dtype {str(array.dtype)!r} (only "
+            "numeric and boolean columns are stored)."
         )
     if array.shape != (n_rows,):
         raise FormatError(
@@ -197,6 +216,8 @@ def _decode_index(node, decoder, pd):
         bounds = node["range"]
         if type(bounds) is not list or len(bounds) != 3 or any(type(b) is not int for b in bounds):
             raise FormatError("a stored RangeIndex that is not three integers.")
+        if bounds[2] == 0:
+            raise FormatError("a stored RangeIndex with a step of 0.")
         return pd.RangeIndex(*bounds, name=name)
     if kinds == ["array"]:
         array = decoder.array(node["array"])
@@ -215,6 +236,10 @@ def _decode_index(node, decoder, pd):
         raise FormatError(
             f"a stored pandas index of dtype {dtype!r}; labels are stored with the dtypes "
             f"{list(_LABEL_DTYPES)} only."
+        )
+    if dtype != "object" and not all(type(label) is str for label in labels):
+        raise FormatError(
+            f"a stored pandas index of dtype {dtype!r} with labels other than strings."
         )
     return pd.Index(labels, dtype=dtype, name=name)
 
