@@ -139,21 +139,18 @@ def write_shards(estimator, X, y, fit_params, world_size: int, tmp: Path):
 
 def shard_data(skeleton, shard: dict):
     """The ``TrainingData`` of one process, from its shard."""
-    n_train = shard["n_train"]
-    Y = shard["Y"]
-    # Without validation rows the training targets are ``Y`` itself: the row
-    # work recognises the targets of sharded rows by identity.
-    Y_train, Y_valid = (Y, None) if "X_valid" not in shard else (Y[:n_train], Y[n_train:])
+    n_train, Y = shard["n_train"], shard["Y"]
     start = shard["train_start"]
     train_block = (shard["X_train"], np.arange(start, start + len(shard["X_train"])))
-    train = ShardedRows("train", n_train, (train_block,), Y_train)
+    train = ShardedRows("train", n_train, (train_block,))
     if "X_valid" not in shard:
-        return skeleton.replace(X=train, Y=Y, train=(train, Y_train), valid=None)
+        return skeleton.replace(X=train, Y=Y, train=(train, Y), valid=None)
+    Y_train, Y_valid = Y[:n_train], Y[n_train:]
     part = (shard["X_valid"], shard["valid_ids"])
     valid = shard.get("X_valid_all")
     if valid is None:
-        valid = ShardedRows("valid", len(Y_valid), (part,), Y_valid)
-    every = ShardedRows("all", len(Y), (train_block, (part[0], n_train + part[1])), Y)
+        valid = ShardedRows("valid", len(Y_valid), (part,))
+    every = ShardedRows("all", len(Y), (train_block, (part[0], n_train + part[1])))
     return skeleton.replace(X=every, Y=Y, train=(train, Y_train), valid=(valid, Y_valid))
 
 
@@ -168,8 +165,6 @@ class ShardedRows(np.lib.mixins.NDArrayOperatorsMixin):
         Rows of the whole array.
     blocks : tuple of (ndarray, ndarray of int)
         The rows held here and their indices in the whole array.
-    y : ndarray of shape (n_rows, n_tasks)
-        The targets of every row (held in full).
     ops : tuple, default=()
         Element-wise ufuncs with per-column operands (``X * scale + mean``)
         applied to the rows when they are used; recorded, not computed.
@@ -183,8 +178,8 @@ class ShardedRows(np.lib.mixins.NDArrayOperatorsMixin):
     serve it (``gather`` is then set).
     """
 
-    def __init__(self, name: str, n_rows: int, blocks: tuple, y: np.ndarray, ops=()) -> None:
-        self.name, self.n_rows, self.blocks, self.y, self.ops = name, n_rows, blocks, y, ops
+    def __init__(self, name: str, n_rows: int, blocks: tuple, ops=()) -> None:
+        self.name, self.n_rows, self.blocks, self.ops = name, n_rows, blocks, ops
         self.gather = None
         self._full = None
 
@@ -207,8 +202,12 @@ class ShardedRows(np.lib.mixins.NDArrayOperatorsMixin):
     def rows_held(self) -> int:
         return sum(len(ids) for _, ids in self.blocks)
 
+    def held_ids(self) -> np.ndarray:
+        """The indices of the rows held here, in the order of :meth:`local_blocks`."""
+        return np.concatenate([np.zeros(0, dtype=np.int64), *(ids for _, ids in self.blocks)])
+
     def with_ops(self, ops) -> ShardedRows:
-        rows = ShardedRows(self.name, self.n_rows, self.blocks, self.y, tuple(ops))
+        rows = ShardedRows(self.name, self.n_rows, self.blocks, tuple(ops))
         rows.gather = self.gather
         return rows
 
@@ -283,9 +282,8 @@ class ShardLoader:
         X = dataset.X
         if isinstance(X, ShardedRows):
             # The values np.asarray(X) has in one process: the recorded operations applied.
-            blocks = list(X.local_blocks())
-            rows = np.concatenate([x for x, _ in blocks])
-            ids = np.concatenate([i for _, i in blocks])
+            rows = np.concatenate([x for x, _ in X.local_blocks()])
+            ids = X.held_ids()
         else:  # process 0's validation rows, all of them: its parts of the batches
             rank, world_size = shard
             ids = valid_part_ids(len(X), int(batch_size), rank, world_size)

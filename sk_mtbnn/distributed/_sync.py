@@ -140,28 +140,25 @@ class SharedRowWork(RowWork):
     computes it on its part of the rows, and process 0 combines the parts
     (summed, or put in row order). For sharded rows
     (:class:`~sk_mtbnn.distributed._shards.ShardedRows`) a process's part is
-    the rows it holds; for whole arrays, process 0 sends each process a
-    contiguous part. :meth:`gather` brings every row of sharded rows into
-    process 0. The other processes run :func:`serve_row_work` until
-    :meth:`close`. Everything else at the end of the fit (the sharing
-    decision, the held-out noise search) runs in process 0 alone.
+    the rows it holds, and the arrays that go with them (the targets) are
+    the ones :meth:`run` was given: process 0 sends each process their rows
+    for the rows it holds (it learns which, :meth:`held_ids`, once per
+    array). For whole arrays, process 0 sends each process a contiguous
+    part. :meth:`gather` brings every row of sharded rows into process 0.
+    The other processes run :func:`serve_row_work` until :meth:`close`.
+    Everything else at the end of the fit (the sharing decision, the
+    held-out noise search) runs in process 0 alone.
     """
 
     def __init__(self, world_size: int) -> None:
         self.world_size = world_size
         self.n_calls_ = 0
+        self._held_ids: dict[str, list] = {}
 
     def run(self, estimator, method: str, combine: str, *arrays):
-        rows = arrays[0]
-        if isinstance(rows, ShardedRows) and all(a is rows.y for a in arrays[1:]):
-            module = estimator._inference_module
-            message = ("rows", method, module, (rows.name, rows.ops, len(arrays) > 1, combine))
-            dist.broadcast_object_list([message], src=0)
-            results = [None] * self.world_size
-            mine = _run_blocks(estimator, method, combine, rows, len(arrays) > 1)
-            dist.gather_object(mine, results, dst=0)
-            self.n_calls_ += 1
-            return _combine(results, combine, len(rows))
+        rows, others = arrays[0], arrays[1:]
+        if isinstance(rows, ShardedRows) and not any(isinstance(a, ShardedRows) for a in others):
+            return self._run_sharded(estimator, method, combine, rows, others)
         arrays = tuple(np.asarray(a) for a in arrays)  # gathers sharded rows
         n_rows = len(arrays[0])
         if n_rows < self.world_size:  # a part would be empty: no need to share
@@ -172,11 +169,38 @@ class SharedRowWork(RowWork):
             for r in range(self.world_size)
         ]
         results = [None] * self.world_size
-        dist.gather_object(_run_part(estimator, method, parts), results, dst=0)
+        dist.gather_object(getattr(estimator, method)(*_scattered(parts)), results, dst=0)
         self.n_calls_ += 1
         if combine == "concatenate":
             return np.concatenate(results)
         return functools.reduce(operator.add, results)
+
+    def _run_sharded(self, estimator, method: str, combine: str, rows: ShardedRows, others):
+        """:meth:`run` on sharded ``rows``, with the row-aligned arrays ``others`` sent along."""
+        others = tuple(np.asarray(a) for a in others)
+        for a in others:
+            if len(a) != len(rows):
+                raise ValueError(
+                    f"The arrays that go with the {rows.name!r} rows need one row each "
+                    f"({len(rows)}); got {len(a)}."
+                )
+        ids = self.held_ids(rows) if others else ()
+        spec = (rows.name, rows.ops, bool(others), combine)
+        dist.broadcast_object_list([("rows", method, estimator._inference_module, spec)], src=0)
+        mine = _scattered([tuple(a[i] for a in others) for i in ids]) if others else ()
+        results = [None] * self.world_size
+        dist.gather_object(_run_blocks(estimator, method, combine, rows, mine), results, dst=0)
+        self.n_calls_ += 1
+        return _combine(results, combine, len(rows))
+
+    def held_ids(self, rows: ShardedRows) -> list:
+        """Per process, the indices of the rows of ``rows`` it holds (asked once per array)."""
+        if rows.name not in self._held_ids:
+            dist.broadcast_object_list([("ids", rows.name)], src=0)
+            ids = [None] * self.world_size
+            dist.gather_object(rows.held_ids(), ids, dst=0)
+            self._held_ids[rows.name] = ids
+        return self._held_ids[rows.name]
 
     def gather(self, rows: ShardedRows) -> np.ndarray:
         """Every row of ``rows``, in order, in process 0 (the others serve)."""
@@ -190,19 +214,25 @@ class SharedRowWork(RowWork):
         dist.broadcast_object_list([None], src=0)
 
 
-def _run_part(estimator, method: str, parts):
-    """Scatter ``parts`` from process 0; the method's result on this process's part."""
+def _scattered(parts):
+    """This process's part of process 0's ``parts`` (one per process; None elsewhere)."""
     mine = [None]
     dist.scatter_object_list(mine, parts, src=0)
-    return getattr(estimator, method)(*mine[0])
+    return mine[0]
 
 
-def _run_blocks(estimator, method: str, combine: str, rows: ShardedRows, with_y: bool):
-    """The method on the rows held here (and their targets): summed, or with their indices."""
+def _run_blocks(estimator, method: str, combine: str, rows: ShardedRows, others: tuple):
+    """The method on the rows held here: summed, or with their indices.
+
+    ``others`` are the arrays that go with the rows, one row for each row held
+    here, in the order of :meth:`ShardedRows.held_ids`.
+    """
     fn = getattr(estimator, method)
-    done = [
-        (ids, fn(x, rows.y[ids]) if with_y else fn(x)) for x, ids in rows.local_blocks() if len(ids)
-    ]
+    done, start = [], 0
+    for x, ids in rows.local_blocks():
+        part, start = slice(start, start + len(ids)), start + len(ids)
+        if len(ids):
+            done.append((ids, fn(x, *(a[part] for a in others))))
     if not done:
         return None
     if combine == "sum":
@@ -212,8 +242,7 @@ def _run_blocks(estimator, method: str, combine: str, rows: ShardedRows, with_y:
 
 def _held(rows: ShardedRows):
     """The rows held here, with their indices."""
-    blocks = list(rows.local_blocks())
-    return np.concatenate([ids for _, ids in blocks]), np.concatenate([x for x, _ in blocks])
+    return rows.held_ids(), np.concatenate([x for x, _ in rows.local_blocks()])
 
 
 def _combine(results, combine: str, n_rows: int):
@@ -242,16 +271,21 @@ def serve_row_work(estimator, registry: dict) -> None:
         if message[0] is None:
             return
         kind, *rest = message[0]
+        if kind == "ids":
+            dist.gather_object(registry[rest[0]].held_ids(), None, dst=0)
+            continue
         if kind == "gather":
             name, ops = rest
             dist.gather_object(_held(registry[name].with_ops(ops)), None, dst=0)
             continue
         method, estimator._inference_module, *spec = rest
         if kind == "parts":
-            result = _run_part(estimator, method, None)
+            result = getattr(estimator, method)(*_scattered(None))
         else:
-            name, ops, with_y, combine = spec[0]
-            result = _run_blocks(estimator, method, combine, registry[name].with_ops(ops), with_y)
+            name, ops, with_others, combine = spec[0]
+            others = _scattered(None) if with_others else ()
+            rows = registry[name].with_ops(ops)
+            result = _run_blocks(estimator, method, combine, rows, others)
         dist.gather_object(result, None, dst=0)
 
 

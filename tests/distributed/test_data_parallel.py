@@ -335,7 +335,7 @@ def test_sharded_rows_record_column_operations():
     X = rng.standard_normal((7, 3)).astype(np.float32)
     scale, mean = rng.uniform(1, 2, 3), rng.standard_normal(3)
     ids = np.array([1, 4, 6])
-    rows = ShardedRows("x", 7, ((X[ids], ids),), np.zeros((7, 1)))
+    rows = ShardedRows("x", 7, ((X[ids], ids),))
     shifted = rows * scale + mean  # recorded, applied to the rows held here
     ((local, got_ids),) = shifted.local_blocks()
     np.testing.assert_array_equal(local, X[ids] * scale + mean)
