@@ -7,15 +7,24 @@ missing value of NumPy and pandas (None, NaN, ``pd.NA``).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._validation import COMPLEX_TARGETS, _holds_complex
+from .._validation import (
+    COMPLEX_TARGETS,
+    _holds_complex,
+    as_array,
+    check_structured,
+    is_none_or_na,
+    targets_2d,
+)
 
 
 def is_na(value) -> bool:
     """None, a float NaN or pandas' ``NA``: the missing values of NumPy and pandas columns."""
-    if value is None or type(value).__name__ == "NAType":
+    if is_none_or_na(value):
         return True
     return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
 
@@ -47,18 +56,22 @@ def label_array(y) -> np.ndarray:
     Nullable pandas columns keep their values' type (integers stay integers)
     and give NaN for ``pd.NA``.
     """
+    given = y
     if _has_pandas_extension_dtype(y):
         y = y.to_numpy(dtype=object, na_value=np.nan)
-    y_arr = np.asarray(y)
-    if _holds_complex(y_arr):
+    y_arr = as_array(y)
+    if _holds_complex(y_arr):  # the one pass over an object array's entries
         raise ValueError(COMPLEX_TARGETS)
-    if y_arr.ndim == 1:
-        y_arr = y_arr[:, None]
-    if y_arr.ndim != 2:
-        raise ValueError(
-            f"y must have shape (n_samples,) or (n_samples, n_tasks); got {y_arr.shape}."
-        )
-    return y_arr
+    check_structured(y_arr)
+    return targets_2d(y_arr, given)
+
+
+def _kind(label) -> str:
+    if isinstance(label, str):
+        return "string"
+    if isinstance(label, bytes):
+        return "bytes"
+    return "number" if isinstance(label, numbers.Number) else type(label).__name__
 
 
 def task_labels(column: np.ndarray, missing: np.ndarray, where: str, missing_label):
@@ -71,14 +84,20 @@ def task_labels(column: np.ndarray, missing: np.ndarray, where: str, missing_lab
             "or keep the default missing_label=np.nan."
         )
     if labels.dtype == object:
-        kinds = {"string" if isinstance(v, str) else "number" for v in labels}
+        kinds = sorted({_kind(v) for v in labels}, key=lambda k: (k != "string", k))
         if len(kinds) > 1:
             raise ValueError(
-                f"Mix of label input types (string and number) in {where}: every label of a "
-                "task must be a string, or every label a number."
+                f"Mix of label input types ({' and '.join(kinds)}) in {where}: every label of "
+                "a task must be a string, or every label a number."
             )
         labels = np.array(labels.tolist())  # the labels' own type (ints, floats, strings)
     if labels.ndim != 1:
         raise ValueError(f"Unknown label type in {where}: each label must be a scalar.")
+    if labels.dtype == object and len(labels):  # e.g. Decimal, Timestamp: no numpy type
+        raise ValueError(
+            f"Unknown label type in {where}: its labels are of type "
+            f"{type(labels[0]).__name__}, but labels must be strings, integers or booleans. "
+            "Convert them, e.g. with y.astype(str) or y.astype(int)."
+        )
     check_classification_targets(labels)
     return labels
