@@ -38,7 +38,7 @@ from .._param_validation import validate_params
 from .._threads import one_thread
 from .._training.callbacks import build_callbacks
 from .._training.loader import TensorBatchLoader
-from .._validation import check_fitted, check_magnitude
+from .._validation import check_fitted, check_input_frame, check_magnitude
 from ._device import check_device
 from ._torch_utils import inference_copy, module_stamp, resolve_optimizer
 
@@ -188,6 +188,23 @@ class NetworkEstimatorMixin:
 
     def _prepare(self, X, y) -> TrainingData:
         """Validate and standardise the data, split off validation rows."""
+        X, Y = self._validate_inputs(X, y)
+        seed = self._draw_seed()
+        X_all = self._standardise_X(X)
+        Y_all = self._standardise_Y(Y)
+        train, valid = self._split(X_all, Y_all, seed)
+        n_labelled = (~np.isnan(train[1])).sum(0)
+        batch_size, max_epochs = self._step_budget(len(train[0]))
+        return TrainingData(X_all, Y_all, train, valid, n_labelled, seed, batch_size, max_epochs)
+
+    def _validate_inputs(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """The labelled rows of validated ``X`` and encoded ``Y``, or a clear error.
+
+        Every check of the data and of the parameters that depend on it, with
+        no random draw (an ensemble runs it before dispatching its members).
+        Sets ``n_features_in_``, ``n_tasks_`` and the hooks' attributes.
+        """
+        check_input_frame(X)  # pandas/narwhals would fail with messages of their own
         X = validate_data(
             self, X, reset=True, dtype=np.float64, ensure_min_samples=self._min_labelled_rows
         )
@@ -203,13 +220,8 @@ class NetworkEstimatorMixin:
                 f"{self._min_labelled_rows} labelled rows are needed."
             )
         self._check_param_combinations(X)
-        seed = self._draw_seed()
-        X_all = self._standardise_X(X)
-        Y_all = self._standardise_Y(Y)
-        train, valid = self._split(X_all, Y_all, seed)
-        n_labelled = (~np.isnan(train[1])).sum(0)
-        batch_size, max_epochs = self._step_budget(len(train[0]))
-        return TrainingData(X_all, Y_all, train, valid, n_labelled, seed, batch_size, max_epochs)
+        self._check_split(len(X))
+        return X, Y
 
     def _train(self, module, data: TrainingData, max_epochs: int | None = None) -> None:
         """Train ``module`` on ``data`` through a new skorch net (``net_``), then finalise."""
@@ -281,17 +293,22 @@ class NetworkEstimatorMixin:
         """Training rows and held-out rows (or None) for early stopping."""
         fraction = self.validation_fraction
         if fraction is None or len(X) < self._min_rows_to_split:
-            return (X, Y), None
-        n_valid = math.ceil(fraction * len(X))
-        if n_valid >= len(X):
-            raise ValueError(
-                f"validation_fraction={fraction} of {len(X)} labelled rows leaves no row to "
-                "train on; lower validation_fraction or set it to None."
-            )
+            return (X, Y), None  # (_validate_inputs ran _check_split)
         X_train, X_valid, Y_train, Y_valid = train_test_split(
             X, Y, test_size=fraction, random_state=seed, stratify=stratify
         )
         return (X_train, Y_train), (X_valid, Y_valid)
+
+    def _check_split(self, n_rows: int) -> None:
+        """Refuse a ``validation_fraction`` that leaves none of ``n_rows`` rows to train on."""
+        fraction = self.validation_fraction
+        if fraction is None or n_rows < self._min_rows_to_split:
+            return
+        if math.ceil(fraction * n_rows) >= n_rows:
+            raise ValueError(
+                f"validation_fraction={fraction} of {n_rows} labelled rows leaves no row to "
+                "train on; lower validation_fraction or set it to None."
+            )
 
     def _step_budget(self, n_train: int) -> tuple[int, int]:
         """Batch size and number of epochs, with ``'auto'`` resolved."""

@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._docstrings import fill_doc
-from .._validation import check_positive_int, check_regression_targets
+from .._validation import check_input_frame, check_positive_int, check_regression_targets
 
 #: Largest joint covariance ``predict(return_cov=True)`` builds (bytes).
 MAX_COVARIANCE_BYTES = 2 * 1024**3
@@ -37,6 +37,7 @@ class GPLikeRegressorMixin:
 
     def _source(self, X):
         """Validated ``X`` and the model to predict with: the fitted one, or the prior."""
+        check_input_frame(X)
         if self.__sklearn_is_fitted__():
             return validate_data(self, X, reset=False, dtype=np.float64), self
         X = check_array(X, dtype=np.float64)
@@ -47,6 +48,7 @@ class GPLikeRegressorMixin:
 
     def _validate_X_predict(self, X) -> np.ndarray:
         check_is_fitted(self)
+        check_input_frame(X)
         return validate_data(self, X, reset=False, dtype=np.float64)
 
     @staticmethod

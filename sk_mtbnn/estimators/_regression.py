@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from .._docstrings import fill_doc
-from .._validation import check_regression_targets
+from .._validation import check_input_frame, check_regression_targets
 from ..nn.blr import LinearStats, heldout_noise_var
 from ._base import NetworkEstimatorMixin, TrainingData, column_scale
 from ._ensemble import EnsembleMixin
@@ -83,6 +84,10 @@ class MultiTaskRegressorBase(
         self._task_features_input = task_features
         n_members = self._n_members(X, y)
         if n_members > 1:
+            # The members validate X, y and task_features again in their workers; checked
+            # here first, bad input raises as a single fit's does (not from a worker). On
+            # a copy, with no random draw: the members' seeds and state are unchanged.
+            copy.copy(self)._validate_inputs(X, y)
             self._fit_ensemble(X, y, n_members)
         else:
             super()._fit(X, y)
@@ -341,6 +346,7 @@ class MultiTaskRegressorBase(
         return clone(self).set_params(n_estimators=1, n_jobs=None, random_state=seed)
 
     def _adopt_members(self, X, members) -> None:
+        check_input_frame(X)
         X = validate_data(
             self, X, reset=True, dtype=np.float64, ensure_min_samples=self._min_labelled_rows
         )

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, v
 from .._docstrings import fill_doc
 from .._param_validation import StrOptions, positive_int
 from .._training.classifier_net import ClassificationLosses, MultiTaskClassifierNet
-from .._validation import task_label
+from .._validation import _names_of, check_input_frame, task_label
 from ..aggregators import BayesAgg, RepresentationAggregator, resolve_aggregator
 from ..aggregators.bayesagg import check_bayesagg
 from ._base import NetworkEstimatorMixin, TrainingData, layer_sizes
@@ -23,7 +23,7 @@ from ._classifier_sharing import (
     no_decision,
 )
 from ._constraints import BAYESAGG_CONSTRAINTS, NETWORK_CONSTRAINTS
-from ._labels import label_array, missing_mask, task_labels
+from ._labels import is_na, label_array, missing_mask, task_labels
 from ._torch_utils import PREDICT_CHUNK, inference_copy, iter_chunks
 
 
@@ -282,7 +282,7 @@ class BayesAggMTLClassifier(
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        names = list(getattr(y, "columns", [])) or None
+        names = _names_of(y)
         y_arr = label_array(y)
         check_consistent_length(X, y_arr)
         codes = np.full(y_arr.shape, np.nan, dtype=np.float32)
@@ -292,22 +292,33 @@ class BayesAggMTLClassifier(
             missing = missing_mask(column, self.missing_label)
             where = task_label(t, names)
             if missing.all():
-                raise ValueError(
-                    f"{where} has no label: every entry of y[:, {t}] equals "
-                    f"missing_label={self.missing_label!r}. Drop that column or label it."
-                )
+                raise ValueError(self._no_label_message(t, names, np.ndim(y) == 1))
             labels = task_labels(column, missing, where, self.missing_label)
             task_classes = np.unique(labels)
             if len(task_classes) < 2:
                 raise ValueError(
-                    f"{where} has a single class ({task_classes[0]!r}); a classifier needs at "
-                    "least two classes per task."
+                    f"{where} has a single class ({task_classes[0].tolist()!r}); a classifier "
+                    "needs at least two classes per task."
                 )
             codes[~missing, t] = np.searchsorted(task_classes, labels)
             classes.append(task_classes)
         self._classes = classes
         self.classes_ = classes[0] if len(classes) == 1 else classes
         return codes
+
+    def _no_label_message(self, t: int, names, one_task: bool) -> str:
+        """Task ``t`` has no label: what to change (a 1-D ``y`` has no column to drop)."""
+        if is_na(self.missing_label):
+            every = "is missing (NaN, None or pd.NA: missing_label=nan)"
+        else:
+            every = f"equals missing_label={self.missing_label!r}"
+        if one_task:
+            series = "" if names is None else f" (the Series {names[0]!r})"
+            return f"y{series} has no label: every entry {every}. Provide at least one label."
+        return (
+            f"{task_label(t, names)} has no label: every entry of y[:, {t}] {every}. Drop that "
+            "column or provide at least one label for it."
+        )
 
     # ------------------------------------------------------------ predict
     def _task_probabilities(self, X) -> list[np.ndarray]:
@@ -318,6 +329,7 @@ class BayesAggMTLClassifier(
         (MacKay 1992; its multiclass form: Lu, Ie & Sha 2020).
         """
         check_is_fitted(self)
+        check_input_frame(X)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         module = self._inference()
         out = [np.empty((len(X), len(c))) for c in self._classes]

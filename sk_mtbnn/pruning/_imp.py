@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 
 from .._docstrings import fill_doc
 from .._training.callbacks import progress_bar
-from .._validation import _nullable_as_float
+from .._validation import _nullable_as_float, check_input_frame
 from ..estimators._base import seeded
 from ..estimators._labels import label_array
 from ..metrics import gaussian_nll
@@ -232,6 +232,8 @@ class IterativeMagnitudePruning(DelegatingMixin, MetaEstimatorMixin, BaseEstimat
                 "Sparse data was passed for X, but dense data is required: convert it with "
                 "X.toarray()."
             )
+        check_input_frame(X)  # before the split and the first training, for X_val too
+        check_input_frame(X_val, "X_val")
         X, X_val = _as_rows(X), _as_rows(X_val)
         if X_val is None:
             n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
