@@ -40,6 +40,8 @@ from ..nn.evidence import (
     log_marginal_likelihood,
     maximise_conditional_evidence,
     maximise_evidence,
+    maximise_evidence_of_features,
+    task_constant_alpha,
 )
 from .random_features import (
     LENGTHSCALES,
@@ -47,7 +49,6 @@ from .random_features import (
     choose_lengthscale,
     features64,
     float64_copy,
-    head_evidence_of_features,
     set_random_features,
 )
 
@@ -171,7 +172,7 @@ class Adam:
             p.grad = None
 
 
-def heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float) -> Tensor:
+def heldout_log_densities(work, x, y, train_rows, valid_rows, alpha: float | Tensor) -> Tensor:
     """Log predictive densities of the held-out labels, one per labelled cell.
 
     Under the posterior given the training rows, with the prior and noise
@@ -213,7 +214,7 @@ def significantly_better(new: Tensor, old: Tensor) -> bool:
     return bool(diff.mean() > 2.0 * diff.std() / math.sqrt(len(diff)))
 
 
-def _heldout_hyperparameters(work, x, y, train_rows, valid_rows, alpha: float) -> Evidence:
+def _heldout_hyperparameters(work, x, y, train_rows, valid_rows, alpha) -> Evidence:
     """Prior and noise of trained features: those that maximise ``log p(y_valid | y_train)``."""
     with torch.no_grad():
         train = linear_stats(work(x[train_rows]), y[train_rows])
@@ -226,7 +227,7 @@ def train_features(
     X: Tensor,
     Y: Tensor,
     *,
-    alpha: float = 0.0,
+    alpha: float | Tensor = 0.0,
     validation_fraction: float = 0.2,
     max_steps: int = 300,
     check_every: int = 10,
@@ -246,8 +247,8 @@ def train_features(
         Standardised inputs.
     Y : Tensor of shape (N, T)
         Standardised targets, NaN where missing.
-    alpha : float, default=0.0
-        Known noise variance of every row.
+    alpha : float or Tensor of shape (T,), default=0.0
+        Known noise variance of every row (of each task).
     validation_fraction : float, default=0.2
         Share of the rows held out to judge the training.
     max_steps : int, default=300
@@ -283,7 +284,7 @@ def train_features(
     start = heldout_log_densities(reference, x, y, train_rows, valid_rows, alpha)
     best = (start, 0, copy.deepcopy(work.state_dict()))
     with torch.no_grad():
-        fit = head_evidence_of_features(work(x_train), y_train, alpha)
+        fit = maximise_evidence_of_features(work(x_train), y_train, alpha=alpha)
     log_prior = torch.log(fit.prior_var).requires_grad_()
     log_noise = torch.log(fit.noise_var).requires_grad_()
     params = [*work.backbone.parameters(), *work.branches.parameters()]
@@ -356,7 +357,7 @@ def fit_small_data(
     train : bool or "auto", default="auto"
         Whether to try training the features (:func:`train_features`);
         ``"auto"`` tries when there are at least :data:`MIN_TRAIN_ROWS`
-        labelled rows and ``alpha`` is a scalar.
+        labelled rows and ``alpha`` is the same on every row of each task.
     lengthscales : sequence of float, default=LENGTHSCALES
         Candidate lengthscales of the random features.
     random_state : int, default=0
@@ -407,11 +408,12 @@ def fit_small_data(
         set_random_features(module, choice.layout, choice.lengthscale)
     evidence, n_steps, split = choice.evidence, 0, None
     n_labelled = int((~torch.isnan(Y)).any(1).sum())
+    constant = task_constant_alpha(alpha_t)
     if train == "auto":
-        train = n_labelled >= MIN_TRAIN_ROWS and alpha_t.ndim == 0
+        train = n_labelled >= MIN_TRAIN_ROWS and constant is not None
     if train:
-        if alpha_t.ndim:
-            raise ValueError("Training the features needs a scalar alpha.")
+        if constant is None:
+            raise ValueError("Training the features needs the same alpha on every row.")
         # Training starts from the isotropic features (measured: from the ARD
         # ones it stalls near its start) and must beat the ARD features.
         baseline = None
@@ -422,7 +424,7 @@ def fit_small_data(
             module,
             X,
             Y,
-            alpha=float(alpha_t),
+            alpha=constant,
             generator=generator,
             baseline=baseline,
             **train_options,

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn.evidence import Evidence, maximise_evidence_of_features
+from ..nn.evidence import Evidence, maximise_evidence_of_features, task_constant_alpha
 from ..nn.evidence_rows import maximise_evidence_rows
 
 #: Offsets of the ramps extend beyond the data by this share of its span per side.
@@ -198,10 +198,10 @@ def head_evidence_of_features(
     variance; ``options`` go to :func:`~sk_mtbnn.nn.evidence.maximise_evidence`.
     """
     phi, y = phi.to(torch.float64), Y.to(torch.float64)
-    alpha_t = torch.as_tensor(alpha, dtype=torch.float64)
-    if alpha_t.ndim == 0:
-        return maximise_evidence_of_features(phi, y, alpha=float(alpha_t), **options)
-    return maximise_evidence_rows(phi, y, alpha_t, **options)
+    constant = task_constant_alpha(alpha)
+    if constant is not None:
+        return maximise_evidence_of_features(phi, y, alpha=constant, **options)
+    return maximise_evidence_rows(phi, y, torch.as_tensor(alpha, dtype=torch.float64), **options)
 
 
 def float64_copy(module: nn.Module) -> nn.Module:
@@ -296,9 +296,9 @@ def choose_lengthscale(
         choice = choice._replace(task_relevance=relevance_of.task_relevance)
     elif ard and 2 <= len(layout.relevance) <= MAX_ARD_COLUMNS:
         xb = x[:, module.backbone_columns]
-        # The search's candidates are near the isotropic optimum: one warm L-BFGS start
-        # (scalar alpha) instead of two cold ones, about half the cost of each evaluation.
-        warm = {"warm_start": evidence} if torch.as_tensor(alpha).ndim == 0 else {}
+        # The search's candidates are near the isotropic optimum: one warm start (alpha
+        # the same on every row) instead of a grid, about half the cost of each evaluation.
+        warm = {"warm_start": evidence} if task_constant_alpha(alpha) is not None else {}
 
         def near(candidate, ls):
             return score(candidate, ls, **warm)
@@ -354,7 +354,7 @@ def task_relevances(layout, xb, lengthscale, isotropic_scan, work, x, y, alpha, 
         _, own_evidence, own_lengthscale = isotropic_scan[int(best[t])]
         own_alpha = alpha_t[:, t : t + 1] if alpha_t.ndim == 2 else alpha_t
         own_options = dict(options)
-        if alpha_t.ndim == 0:  # one warm start, at the task's own isotropic optimum
+        if task_constant_alpha(own_alpha) is not None:  # one warm start, at the task's optimum
             own_options["warm_start"] = Evidence(*(v[t : t + 1] for v in own_evidence))
 
         def score(candidate, ls, t=t, own_alpha=own_alpha, own_options=own_options):

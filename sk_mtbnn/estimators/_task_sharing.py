@@ -40,6 +40,7 @@ from .._training.random_features import (
     set_random_features,
 )
 from ..nn.backbone import MaskedMLP, TaskBranches
+from ..nn.evidence import task_constant_alpha
 
 #: Fewest held-out labels of a task for the comparison to be made.
 MIN_HELDOUT_LABELS = 5
@@ -156,7 +157,7 @@ def choose_private_tasks(
     valid_rows,
     *,
     seed: int,
-    alpha: float = 0.0,
+    alpha: float | np.ndarray = 0.0,
     task_relevance: Tensor | None = None,
 ) -> SharingDecision:
     """Decide, per task, between shared and private features; write the private maps.
@@ -175,8 +176,9 @@ def choose_private_tasks(
         The rows the heads are fitted on and the held-out rows that judge.
     seed : int
         Seeds the private random features.
-    alpha : float, default=0.0
-        Known noise variance of every row (standardised units).
+    alpha : float or array-like of shape (N, T), default=0.0
+        Known noise variance (standardised units), the same on every row of
+        each task (features are trained only then).
     task_relevance : Tensor of shape (T, n_backbone_columns), default=None
         Each task's own relevances, for its private features (None: isotropic).
 
@@ -184,6 +186,10 @@ def choose_private_tasks(
     -------
     decision : SharingDecision
     """
+    constant = task_constant_alpha(alpha)
+    if constant is None:
+        raise ValueError("The held-out sharing decision needs the same alpha on every row.")
+    row = constant if constant.ndim == 0 else constant[None, :]  # (1, T): one row for all
     generator = torch.Generator().manual_seed(int(seed))
     x = torch.as_tensor(np.asarray(X), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(Y), dtype=torch.float64)
@@ -200,17 +206,15 @@ def choose_private_tasks(
         return SharingDecision(shared, gain)
     with torch.no_grad():
         work = float64_copy(module)
-        densities = heldout_log_densities(work, x, y, train, valid, alpha)
+        densities = heldout_log_densities(work, x, y, train, valid, constant)
         own = _OneTask(_private_backbone(module), module.backbone_columns)
         layouts = _own_layouts(own, x[train], generator, task_relevance, n_tasks)
-        lengthscales, _ = _own_choices(
-            own, layouts, x[train], y[train], alpha, PRIVATE_LENGTHSCALES
-        )
+        lengthscales, _ = _own_choices(own, layouts, x[train], y[train], row, PRIVATE_LENGTHSCALES)
         candidate = float64_copy(module)
         for t in range(n_tasks):
             set_random_features(own, layouts[t], lengthscales[t])
             candidate.private.set_task(t, own.backbone)
-        private = heldout_log_densities(candidate, x, y, train, valid, alpha)
+        private = heldout_log_densities(candidate, x, y, train, valid, constant)
     per_task = torch.split(densities, n_valid.tolist())
     per_task_private = torch.split(private, n_valid.tolist())
     for t in np.flatnonzero(candidates.numpy()):
@@ -379,7 +383,7 @@ class AdaptiveSharingMixin:
                 train_rows,
                 valid_rows,
                 seed=data.seed,
-                alpha=alpha if np.ndim(alpha) == 0 else 0.0,
+                alpha=alpha,
                 task_relevance=fit.choice.task_relevance,
             )
         self._record_sharing(decision)

@@ -127,6 +127,30 @@ def feature_spectrum(phi: Tensor, y: Tensor) -> _Spectrum:
     return _Spectrum(values, proj2, yy, _numpy(counts.to(torch.float64)))
 
 
+def task_constant_alpha(alpha) -> Tensor | None:
+    """A known noise ``alpha`` that is the same on every row, as a 0-d or ``(T,)`` tensor.
+
+    ``alpha`` is a scalar, ``(N,)`` per row or ``(N, T)`` per row and task (as
+    in :func:`~sk_mtbnn.nn.evidence_rows.maximise_evidence_rows`). When no
+    entry differs from its task's first row -- a scalar ``alpha`` in the units
+    of targets standardised task by task is one such ``(N, T)`` array -- the
+    statistics-based functions of this module apply; else None.
+    """
+    a = torch.as_tensor(np.asarray(alpha) if not torch.is_tensor(alpha) else alpha)
+    a = a.detach().to(torch.float64)
+    if a.ndim == 0:
+        return a
+    if len(a) and bool((a == a[:1]).all()):
+        return a[0]
+    return None
+
+
+def _alpha_values(alpha) -> float | np.ndarray:
+    """``alpha`` (a float, or per task) as the numbers of :mod:`sk_mtbnn.nn._newton`."""
+    values = np.asarray(_numpy(torch.as_tensor(alpha, dtype=torch.float64)))
+    return float(values) if values.ndim == 0 else values
+
+
 def _evidence(prior: np.ndarray, noise: np.ndarray, lml: np.ndarray, like: Tensor) -> Evidence:
     return Evidence(
         *(torch.as_tensor(a, dtype=like.dtype, device=like.device) for a in (prior, noise, lml))
@@ -234,7 +258,7 @@ def _optimise(
 def maximise_evidence(
     stats: LinearStats,
     *,
-    alpha: float = 0.0,
+    alpha: float | Tensor = 0.0,
     noise_var: Tensor | float | None = None,
     prior_var_bounds: tuple[float, float] = PRIOR_VAR_BOUNDS,
     noise_var_bounds: tuple[float, float] = NOISE_VAR_BOUNDS,
@@ -248,10 +272,11 @@ def maximise_evidence(
     ----------
     stats : LinearStats
         Sufficient statistics (bias appended), float64 recommended.
-    alpha : float, default=0.0
-        Known noise variance of every row, added to the fitted ``noise_var``
-        (``GaussianProcessRegressor``'s ``alpha``). For one value per row
-        use :func:`~sk_mtbnn.nn.evidence_rows.maximise_evidence_rows`.
+    alpha : float or Tensor of shape (T,), default=0.0
+        Known noise variance of every row (or of every row of each task),
+        added to the fitted ``noise_var`` (``GaussianProcessRegressor``'s
+        ``alpha``). For one value per row use
+        :func:`~sk_mtbnn.nn.evidence_rows.maximise_evidence_rows`.
     noise_var : float or Tensor of shape (T,), default=None
         Keep the noise variance fixed at this value and fit the prior only.
     prior_var_bounds : tuple of float, default=(1e-6, 1e4)
@@ -311,7 +336,7 @@ def _maximise_spectrum(
     spec: _Spectrum,
     like: Tensor,
     *,
-    alpha: float = 0.0,
+    alpha: float | Tensor = 0.0,
     noise_var: Tensor | float | None = None,
     prior_var_bounds: tuple[float, float] = PRIOR_VAR_BOUNDS,
     noise_var_bounds: tuple[float, float] = NOISE_VAR_BOUNDS,
@@ -335,7 +360,7 @@ def _maximise_spectrum(
         start = np.where(free, _numpy(warm_start.noise_var), start)
     prior, noise, lml = _optimise(
         [(spec, 1.0)],
-        float(alpha),
+        _alpha_values(alpha),
         start,
         free,
         prior_var_bounds,
@@ -372,7 +397,7 @@ def maximise_conditional_evidence(
     train: LinearStats,
     valid: LinearStats,
     *,
-    alpha: float = 0.0,
+    alpha: float | Tensor = 0.0,
     prior_var_bounds: tuple[float, float] = PRIOR_VAR_BOUNDS,
     noise_var_bounds: tuple[float, float] = NOISE_VAR_BOUNDS,
     fallback_noise_var: float = 1.0,
@@ -404,7 +429,7 @@ def maximise_conditional_evidence(
     free = count >= 2
     start = np.full(len(count), float(fallback_noise_var))
     terms = [(spec_all, 1.0), (spec_train, -1.0)]
-    prior, noise, lml = _optimise(terms, float(alpha), start, free, *options, max_iter)
+    prior, noise, lml = _optimise(terms, _alpha_values(alpha), start, free, *options, max_iter)
     no_valid = _numpy(valid.count) == 0
     if no_valid.any():
         fallback = maximise_evidence(

@@ -86,3 +86,24 @@ def test_bayesagg_regressor_refuses_an_array_alpha():
     X = np.linspace(0, 1, 20)[:, None]
     with pytest.raises(ValueError, match="alpha"):
         BayesAggMTLRegressor(alpha=np.ones(20)).fit(X, X[:, 0])
+
+
+def test_a_scalar_alpha_on_several_tasks_keeps_the_statistics_path(monkeypatch):
+    import sk_mtbnn._training.random_features as rf
+
+    # Standardised task by task, a scalar alpha is one value per task: the fast
+    # statistics-based evidence applies (it went through the per-row search, about
+    # ten times slower, which also ruled out training the features).
+    def per_row(*args, **kwargs):
+        raise AssertionError("the per-row evidence was used for a per-task constant alpha")
+
+    monkeypatch.setattr(rf, "maximise_evidence_rows", per_row)
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(120, 2))
+    y = np.column_stack([np.sin(2 * X[:, 0]), 3 * X[:, 1]]) + 0.1 * rng.randn(120, 2)
+    est = SparseMultiTaskBNNRegressor(alpha=0.01, n_estimators=1, random_state=0).fit(X, y)
+    assert est.regime_ == "evidence"
+    # The fitted noise is what remains beyond alpha: its variance plus alpha is
+    # about the true 0.01 (two tasks of 120 rows: within a factor of 2).
+    total = est.noise_std_**2 + 0.01
+    assert np.all((0.005 < total) & (total < 0.02)), total

@@ -213,7 +213,7 @@ def test_fit_small_data_with_missing_labels_and_per_row_alpha():
     X = rng.uniform(-1.5, 1.5, size=(25, 2)).astype(np.float32)
     Y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 1] ** 2]).astype(np.float32)
     Y[::3, 1] = np.nan
-    alpha = np.full((25, 2), 0.01)
+    alpha = np.column_stack([np.linspace(0.005, 0.02, 25), np.full(25, 0.01)])  # varies by row
     net = network(2, 2)
     fit = fit_small_data(net, X, Y, alpha=alpha)
     for values in (fit.prior_var, fit.noise_var, fit.criterion):
@@ -221,7 +221,7 @@ def test_fit_small_data_with_missing_labels_and_per_row_alpha():
     with torch.no_grad():
         pred = net.predict(torch.as_tensor(X))
     assert torch.isfinite(pred.mean).all() and (pred.epistemic >= 0).all()
-    with pytest.raises(ValueError, match="scalar alpha"):
+    with pytest.raises(ValueError, match="same alpha on every row"):
         fit_small_data(network(2, 2), X, Y, alpha=alpha, train=True)
 
 
