@@ -256,7 +256,7 @@ def _optimise(
 
 @fill_doc
 def maximise_evidence(
-    stats: LinearStats,
+    stats: LinearStats | _Spectrum,
     *,
     alpha: float | Tensor = 0.0,
     noise_var: Tensor | float | None = None,
@@ -270,8 +270,9 @@ def maximise_evidence(
 
     Parameters
     ----------
-    stats : LinearStats
-        Sufficient statistics (bias appended), float64 recommended.
+    stats : LinearStats or spectrum
+        Sufficient statistics (bias appended), float64 recommended; or their
+        spectrum from :func:`feature_spectrum`.
     alpha : float or Tensor of shape (T,), default=0.0
         Known noise variance of every row (or of every row of each task),
         added to the fitted ``noise_var`` (``GaussianProcessRegressor``'s
@@ -309,42 +310,10 @@ def maximise_evidence(
     >>> round(float(ev.noise_var[0].sqrt()), 1)
     0.3
     """
-    return _maximise_spectrum(
-        _spectrum(stats),
-        stats.yy,
-        alpha=alpha,
-        noise_var=noise_var,
-        prior_var_bounds=prior_var_bounds,
-        noise_var_bounds=noise_var_bounds,
-        fallback_noise_var=fallback_noise_var,
-        max_iter=max_iter,
-        warm_start=warm_start,
-    )
-
-
-def maximise_evidence_of_features(phi: Tensor, y: Tensor, **options) -> Evidence:
-    """:func:`maximise_evidence` of features ``phi`` ``(T, N, F)`` and targets ``y`` ``(N, T)``.
-
-    The same result as ``maximise_evidence(linear_stats(phi, y), **options)``,
-    through :func:`feature_spectrum`: faster when tasks have fewer labelled
-    rows than head inputs.
-    """
-    return _maximise_spectrum(feature_spectrum(phi, y), y.to(torch.float64), **options)
-
-
-def _maximise_spectrum(
-    spec: _Spectrum,
-    like: Tensor,
-    *,
-    alpha: float | Tensor = 0.0,
-    noise_var: Tensor | float | None = None,
-    prior_var_bounds: tuple[float, float] = PRIOR_VAR_BOUNDS,
-    noise_var_bounds: tuple[float, float] = NOISE_VAR_BOUNDS,
-    fallback_noise_var: float = 1.0,
-    max_iter: int = 500,
-    warm_start: Evidence | None = None,
-) -> Evidence:
-    """The body of :func:`maximise_evidence`, from a spectrum; ``like`` gives dtype and device."""
+    if isinstance(stats, _Spectrum):
+        spec, like = stats, torch.zeros((), dtype=torch.float64)
+    else:
+        spec, like = _spectrum(stats), stats.yy
     count = spec.count
     if noise_var is None:
         free = count >= 2
@@ -370,6 +339,16 @@ def _maximise_spectrum(
     )
     prior = np.where(count == 0, 1.0 / spec.values.shape[1], prior)
     return _evidence(prior, noise, np.where(count == 0, 0.0, lml), like=like)
+
+
+def maximise_evidence_of_features(phi: Tensor, y: Tensor, **options) -> Evidence:
+    """:func:`maximise_evidence` of features ``phi`` ``(T, N, F)`` and targets ``y`` ``(N, T)``.
+
+    The same result as ``maximise_evidence(linear_stats(phi, y), **options)``,
+    through :func:`feature_spectrum`: faster when tasks have fewer labelled
+    rows than head inputs. The result is float64, on the CPU.
+    """
+    return maximise_evidence(feature_spectrum(phi, y), **options)
 
 
 def log_conditional_evidence(
