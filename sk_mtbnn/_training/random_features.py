@@ -291,7 +291,7 @@ def choose_lengthscale(
             relevance = relevance_of.layout.relevance
             candidate = place_layout(layout.units, layout.shares, xb, relevance)
             value, ls, ev = best_lengthscale(candidate)
-            if value > total:
+            if value > total:  # no margin: the first draw's search already required one
                 choice = LengthscaleChoice(ls, ev, candidate, isotropic=choice)
         choice = choice._replace(task_relevance=relevance_of.task_relevance)
     elif ard and 2 <= len(layout.relevance) <= MAX_ARD_COLUMNS:

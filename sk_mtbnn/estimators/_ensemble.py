@@ -15,7 +15,9 @@ Members are independently initialised fits of the same estimator with
 ``n_estimators=1`` and seeds drawn from ``random_state``, trained through
 :class:`joblib.Parallel` (``n_jobs``), so any joblib backend -- loky here, Dask
 or Ray on a cluster -- spreads them, and the result does not depend on
-``n_jobs``.
+``n_jobs``. In the evidence regime the first member is fitted alone first: the
+others take its input relevances instead of searching their own (see "One
+relevance search per ensemble" in ``docs/algorithms.rst``).
 
 In the small-data (evidence) regime, a member whose random features were then
 trained gets an *untrained twin* (``untrained_twins_``): the same member fitted
@@ -129,7 +131,9 @@ class EnsembleMixin:
                 found = vars(fitted[0]).get("_feature_choice", {}).get("choice")
                 for member in members[1:]:
                     member._feature_choice["relevance_of"] = found
-            rest = parallel(delayed(_fit_member)(m, X, y, fit_params) for m in members[first:])
+            rest = parallel(
+                delayed(_fit_member)(m, X, y, fit_params) for m in members[int(first) :]
+            )
             for member in rest:
                 fitted.append(member)
                 bar.update(1)

@@ -130,7 +130,7 @@ def _own_choices(own, layouts, x, y, alpha, lengthscales) -> tuple[list[float], 
     """Per task, the lengthscale whose private features maximise its own evidence, and that.
 
     Tasks that share a layout are scored together (one feature map per
-    candidate). ``alpha`` is a float or an ``(N, T)`` tensor.
+    candidate). ``alpha`` is a float or an ``(N, T)`` tensor (``(1, T)``: one row for all).
     """
     n_tasks = y.shape[1]
     best = torch.full((n_tasks,), -torch.inf, dtype=torch.float64)

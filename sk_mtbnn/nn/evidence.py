@@ -96,8 +96,10 @@ def feature_spectrum(phi: Tensor, y: Tensor) -> _Spectrum:
     eigenvector is ``Phi^T u / sqrt(s)``, whose projection of ``Phi^T y`` is
     ``sqrt(s) u^T y``. Decomposing ``K`` instead of the ``D x D`` gram costs
     ``O(n^3)`` instead of ``O(D^3)``; the ``D - n`` zero eigenvalues (with zero
-    projections) are appended, so the evidence is the same. Tasks with at
-    least ``D`` labelled rows use the gram, as :func:`_spectrum` does.
+    projections) are appended, so the evidence is the same. When any task has
+    at least ``D`` labelled rows, every task uses the gram, as :func:`_spectrum`
+    does. Both routes compute in float64 (in float32 the gram's round-off
+    "zero" eigenvalues, with non-zero projections, make the evidence unbounded).
     """
     from .blr import linear_stats, with_bias
 
@@ -105,7 +107,7 @@ def feature_spectrum(phi: Tensor, y: Tensor) -> _Spectrum:
     labelled = ~torch.isnan(y)
     counts = labelled.sum(0)
     if int(counts.max()) >= dim:
-        return _spectrum(linear_stats(phi, y))
+        return _spectrum(linear_stats(phi.to(torch.float64), y.to(torch.float64)))
     p = with_bias(phi.detach().to(torch.float64))
     yd = y.detach().to(torch.float64)
     values = np.zeros((len(counts), dim))
@@ -145,10 +147,18 @@ def task_constant_alpha(alpha) -> Tensor | None:
     return None
 
 
-def _alpha_values(alpha) -> float | np.ndarray:
-    """``alpha`` (a float, or per task) as the numbers of :mod:`sk_mtbnn.nn._newton`."""
+def _alpha_values(alpha, n_tasks: int) -> float | np.ndarray:
+    """``alpha`` (a float, or one per task) as the numbers of :mod:`sk_mtbnn.nn._newton`."""
     values = np.asarray(_numpy(torch.as_tensor(alpha, dtype=torch.float64)))
-    return float(values) if values.ndim == 0 else values
+    if values.ndim == 0:
+        return float(values)
+    if values.shape != (n_tasks,):
+        raise ValueError(
+            f"alpha has shape {values.shape}; the statistics-based evidence takes a scalar or "
+            f"one value per task, shape ({n_tasks},). For one value per row use "
+            "maximise_evidence_rows."
+        )
+    return values
 
 
 def _evidence(prior: np.ndarray, noise: np.ndarray, lml: np.ndarray, like: Tensor) -> Evidence:
@@ -329,7 +339,7 @@ def maximise_evidence(
         start = np.where(free, _numpy(warm_start.noise_var), start)
     prior, noise, lml = _optimise(
         [(spec, 1.0)],
-        _alpha_values(alpha),
+        _alpha_values(alpha, len(count)),
         start,
         free,
         prior_var_bounds,
@@ -408,7 +418,9 @@ def maximise_conditional_evidence(
     free = count >= 2
     start = np.full(len(count), float(fallback_noise_var))
     terms = [(spec_all, 1.0), (spec_train, -1.0)]
-    prior, noise, lml = _optimise(terms, _alpha_values(alpha), start, free, *options, max_iter)
+    prior, noise, lml = _optimise(
+        terms, _alpha_values(alpha, len(count)), start, free, *options, max_iter
+    )
     no_valid = _numpy(valid.count) == 0
     if no_valid.any():
         fallback = maximise_evidence(

@@ -87,3 +87,22 @@ def test_a_private_task_survives_pickling():
     private = np.flatnonzero(~reg.shared_tasks_)
     # A task that left did so on held-out evidence: its held-out gain is negative.
     assert (reg.sharing_gain_[private] < 0).all()
+
+
+def test_a_known_noise_per_task_decides_as_each_tasks_scalar_alpha():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(200, 1))
+    Y = np.column_stack([np.sin(2 * X[:, 0]), np.cos(X[:, 0])]) + 0.05 * rng.randn(200, 2)
+    rows = (np.arange(150), np.arange(150, 200))
+    both = choose_private_tasks(
+        _useless_network(2), X, Y, *rows, seed=0, alpha=np.tile([0.01, 0.5], (200, 1))
+    )
+    # Reference: the tasks' held-out comparisons are independent, so each one, with
+    # its scalar alpha, must decide as in the joint call (same arithmetic: 1e-9).
+    for t, alpha in enumerate((0.01, 0.5)):
+        alone = choose_private_tasks(_useless_network(2), X, Y, *rows, seed=0, alpha=alpha)
+        assert both.shared[t] == alone.shared[t]
+        np.testing.assert_allclose(both.gain[t], alone.gain[t], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="same alpha on every row"):
+        varying = np.tile([0.01, 0.5], (200, 1)) * np.linspace(1, 2, 200)[:, None]
+        choose_private_tasks(_useless_network(2), X, Y, *rows, seed=0, alpha=varying)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import sk_mtbnn._training.full_batch as full_batch
 from sk_mtbnn import BayesAggMTLRegressor, SparseMultiTaskBNNRegressor
 from sk_mtbnn._training.random_features import features64
 
@@ -101,9 +102,11 @@ def test_a_scalar_alpha_on_several_tasks_keeps_the_statistics_path(monkeypatch):
     rng = np.random.RandomState(0)
     X = rng.uniform(-2, 2, size=(120, 2))
     y = np.column_stack([np.sin(2 * X[:, 0]), 3 * X[:, 1]]) + 0.1 * rng.randn(120, 2)
-    est = SparseMultiTaskBNNRegressor(alpha=0.01, n_estimators=1, random_state=0).fit(X, y)
-    assert est.regime_ == "evidence"
-    # The fitted noise is what remains beyond alpha: its variance plus alpha is
-    # about the true 0.01 (two tasks of 120 rows: within a factor of 2).
-    total = est.noise_std_**2 + 0.01
-    assert np.all((0.005 < total) & (total < 0.02)), total
+    with monkeypatch.context() as patch:  # any held-out gain trains the features here
+        patch.setattr(full_batch, "significantly_better", lambda new, old: True)
+        est = SparseMultiTaskBNNRegressor(alpha=0.01, n_estimators=1, random_state=0).fit(X, y)
+    assert est.regime_ == "evidence" and est.n_training_steps_ > 0
+    # The true noise variance is alpha (0.01): the fitted noise is what remains,
+    # near its floor. Measured (trained, 20 steps) 5e-7 and 1.2e-5, against 0.0094
+    # and 0.0051 with alpha=0; 0.003 separates the two.
+    assert np.all(est.noise_std_**2 < 0.003), est.noise_std_**2

@@ -347,3 +347,19 @@ def test_a_known_noise_per_task_is_each_tasks_scalar_alpha():
     rows = maximise_evidence_rows(phi, y, alpha.expand(60, 3))
     torch.testing.assert_close(got.log_evidence, rows.log_evidence, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(got.noise_var, rows.noise_var, rtol=1e-3, atol=1e-9)
+
+
+def test_the_kernel_route_gives_a_task_without_labels_the_documented_defaults():
+    phi, y = problem(n=12, f=30, n_tasks=2, seed=9)
+    y[:, 1] = float("nan")
+    got = maximise_evidence_of_features(phi, y)
+    expected = maximise_evidence(linear_stats(phi, y))
+    assert float(got.log_evidence[1]) == 0.0 and float(got.prior_var[1]) == 1.0 / 31
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)  # as in the test above
+
+
+def test_an_alpha_of_the_wrong_shape_is_refused():
+    phi, y = problem(n=10, f=2, n_tasks=3)
+    with pytest.raises(ValueError, match="one value per task"):
+        maximise_evidence(linear_stats(phi, y), alpha=torch.full((10,), 0.1))
