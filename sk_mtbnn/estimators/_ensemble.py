@@ -62,6 +62,19 @@ def mixture_of(parts) -> tuple:
     return tuple(t.numpy() for t in mixture_moments(tensors))
 
 
+def weighted_mixture(own, other, weight) -> tuple:
+    """Moments of the per-task mixture ``(1 - w) own + w other`` (law of total variance).
+
+    ``own`` and ``other`` are ``(mean, epistemic, aleatoric)`` ``(m, T)``;
+    ``weight`` ``(T,)``. The disagreement of the means is epistemic.
+    """
+    w = np.asarray(weight)
+    mean = (1 - w) * own[0] + w * other[0]
+    spread = w * (1 - w) * (own[0] - other[0]) ** 2
+    epistemic = (1 - w) * own[1] + w * other[1] + spread
+    return mean, epistemic, (1 - w) * own[2] + w * other[2]
+
+
 def _between(means) -> np.ndarray:
     """``(1/M) sum_m (mu_m - mu)(mu_m - mu)^T`` per task, ``(m, m, T)``."""
     means = np.stack(means)
@@ -106,8 +119,10 @@ class EnsembleMixin:
 
         seeds = member_seeds(self.random_state, n_members)
         members = [self._ensemble_member(int(s)) for s in seeds]
+        untrained = getattr(self, "_untrained", False)  # a reference (_reference.py)
         for member in members:
-            member._feature_choice = {}  # filled by the evidence regime's fit
+            # Filled by the evidence regime's fit (which reads "untrained").
+            member._feature_choice = {"untrained": True} if untrained else {}
         verbose = int(self.verbose)
         if verbose >= 2:
             # One bar over the members; from verbose=3 on, each member's own bar too.
@@ -172,10 +187,17 @@ class EnsembleMixin:
         twins = getattr(self, "untrained_twins_", None)
         return twins if twins is not None and any(t is not None for t in twins) else None
 
+    def _reference(self):
+        """``reference_`` (mixed in with ``reference_weight_``), or None."""
+        return vars(self).get("reference_")
+
     def _moments(self, X):
         """Mean, epistemic and aleatoric variance ``(m, T)`` of the mixture."""
         if "estimators_" not in vars(self):
-            return self._member_moments(X)
+            own, reference = self._member_moments(X), self._reference()
+            if reference is None:
+                return own
+            return weighted_mixture(own, reference._moments(X), self.reference_weight_)
         (mean, epistemic, aleatoric), floor = self._mixture_and_floor(X)
         if floor is not None:
             epistemic = np.maximum(epistemic, self.twin_scale_ * floor)
@@ -207,7 +229,13 @@ class EnsembleMixin:
     def _joint_covariance(self, X):
         """Joint predictive covariance ``(m, m, T)`` of the mixture."""
         if "estimators_" not in vars(self):
-            return self._member_joint_covariance(X)
+            own, reference = self._member_joint_covariance(X), self._reference()
+            if reference is None:
+                return own
+            w = self.reference_weight_
+            gap = self._member_moments(X)[0] - reference._moments(X)[0]
+            between = w * (1 - w) * np.einsum("it,jt->ijt", gap, gap)
+            return (1 - w) * own + w * reference._joint_covariance(X) + between
         parts = [m._member_moments(X) for m in self.estimators_]
         covs = [m._member_joint_covariance(X) for m in self.estimators_]
         cov = np.mean(covs, axis=0) + _between([p[0] for p in parts])
@@ -232,7 +260,13 @@ class EnsembleMixin:
     def _samples(self, X, n_samples: int, generator: torch.Generator):
         """Joint samples ``(m, T, n_samples)``: a uniformly drawn member per sample."""
         if "estimators_" not in vars(self):
-            return self._member_samples(X, n_samples, generator)
+            own, reference = self._member_samples(X, n_samples, generator), self._reference()
+            if reference is None:
+                return own
+            # Per task and sample, the reference's draw with probability reference_weight_.
+            other = reference._samples(X, n_samples, generator)
+            pick = torch.rand(own.shape[1], n_samples, generator=generator).double().numpy()
+            return np.where(pick < self.reference_weight_[:, None], other, own)
         members = self.estimators_
         which = torch.randint(len(members), (n_samples,), generator=generator).numpy()
         out = None

@@ -167,12 +167,13 @@ class EvidenceRegimeMixin:
         # the members after the first get the first one's ("relevance_of").
         shared = getattr(self, "_feature_choice", None)
         twin = shared.get("choice") if shared is not None else None
+        untrained = twin is not None or (shared is not None and shared.get("untrained"))
         fit = fit_small_data(
             module,
             data.X,
             data.Y,
             alpha=alpha,
-            train="auto" if twin is None else False,
+            train=False if untrained else "auto",
             random_state=data.seed,
             choice=twin,
             relevance_of=shared.get("relevance_of") if shared is not None else None,

@@ -121,9 +121,13 @@ class MultiTaskRegressorBase(
         if self._refines_head():
             self._refine_head(data)
             self._sync_inference_stamp()
+        self._fit_reference(data)
         self._set_epistemic_reference(data.X * self._x_scale + self._x_mean)
         self.noise_std_ = np.sqrt(self._mean_noise_var(data.X)) * self._y_scale
         self.elbo_ = self._training_elbo(data.X, data.Y)
+
+    def _fit_reference(self, data: TrainingData) -> None:
+        """Hook: a reference model mixed into the predictions (the sparse regressor's)."""
 
     def _mean_noise_var(self, Xs: np.ndarray) -> np.ndarray:
         """The noise variance per task (averaged over the rows if it depends on the input)."""

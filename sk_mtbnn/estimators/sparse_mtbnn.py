@@ -27,6 +27,7 @@ from ._base import TrainingData, layer_sizes, seeded
 from ._constraints import ENSEMBLE_CONSTRAINTS, NETWORK_CONSTRAINTS
 from ._evidence_regime import EvidenceRegimeMixin
 from ._prior import PriorModel
+from ._reference import ReferenceMixin
 from ._regression import MultiTaskRegressorBase
 from ._task_inputs import resolve_task_inputs
 from ._task_sharing import AdaptiveSharingMixin
@@ -34,7 +35,7 @@ from ._task_sharing import AdaptiveSharingMixin
 
 @fill_doc
 class SparseMultiTaskBNNRegressor(
-    AdaptiveSharingMixin, EvidenceRegimeMixin, MultiTaskRegressorBase
+    AdaptiveSharingMixin, ReferenceMixin, EvidenceRegimeMixin, MultiTaskRegressorBase
 ):
     """Multi-task Bayesian neural-network regressor with VBLL heads.
 
@@ -143,7 +144,8 @@ class SparseMultiTaskBNNRegressor(
         settings below). ``"auto"`` takes ``"evidence"`` when there are at most 1,000
         labelled rows, ``max_epochs="auto"`` and the network allows it (at least two
         hidden layers, a ramp-like activation, Gaussian head with dense covariance, no
-        branch layers, ``reg_weight="auto"``), and ``"network"`` otherwise.
+        branch layers, ``reg_weight="auto"``), and ``"network"`` otherwise; there it
+        mixes in a random-feature reference (``reference_``).
     alpha : float or array-like of shape (n_samples,) or (n_samples, n_tasks), default=0.0
         %(known_noise)s
         Entries of an array follow the rows (and tasks) of ``y``; an array
@@ -190,6 +192,7 @@ class SparseMultiTaskBNNRegressor(
         to compare.
     regime_ : {"evidence", "network"}
         The regime used (see ``regime``).
+    %(reference_attributes)s
     log_marginal_likelihood_value_ : float
         With the evidence regime: the log marginal likelihood of the training
         targets given the final features (summed over tasks, nats, units of

@@ -1,0 +1,127 @@
+"""The random-feature reference of the network regime (above EVIDENCE_MAX_ROWS rows)."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import sk_mtbnn.estimators._evidence_regime as evidence_regime
+import sk_mtbnn.estimators._reference as reference_module
+from sk_mtbnn import SparseMultiTaskBNNRegressor, load, save
+from sk_mtbnn.estimators._ensemble import weighted_mixture
+from sk_mtbnn.estimators._reference import REFERENCE_WEIGHTS, stacking_weights
+
+
+def test_stacking_weights_maximise_the_held_out_density_on_the_grid():
+    rng = np.random.RandomState(0)
+    n = 200
+    own = (np.zeros((n, 2)), np.full((n, 2), 0.5), np.full((n, 2), 0.5))  # N(0, 1)
+    other = (np.ones((n, 2)), np.zeros((n, 2)), np.full((n, 2), 0.25))  # N(1, 0.25)
+    y = np.column_stack([rng.normal(0, 1, n), rng.normal(1, 0.5, n)])
+    y[::7, 0] = np.nan
+    got = stacking_weights(y, own, other)
+    # Reference: the same objective evaluated with scipy's densities, grid by grid.
+    for t in range(2):
+        cells = ~np.isnan(y[:, t])
+        p_own = stats.norm(0, 1).pdf(y[cells, t])
+        p_other = stats.norm(1, 0.5).pdf(y[cells, t])
+        scores = [np.log((1 - w) * p_own + w * p_other).sum() for w in REFERENCE_WEIGHTS]
+        assert got[t] == REFERENCE_WEIGHTS[int(np.argmax(scores))]
+    # Data from the first model get the smallest weight, from the second the largest.
+    assert got[0] == REFERENCE_WEIGHTS[0] and got[1] == 1.0
+
+
+def test_a_task_without_held_out_labels_gets_the_smallest_weight():
+    y = np.full((5, 1), np.nan)
+    moments = (np.zeros((5, 1)), np.ones((5, 1)), np.ones((5, 1)))
+    assert stacking_weights(y, moments, moments)[0] == REFERENCE_WEIGHTS[0]
+
+
+def test_the_weighted_mixture_follows_the_law_of_total_variance():
+    rng = np.random.RandomState(1)
+    own = (np.array([[0.0, 2.0]]), np.array([[0.3, 0.1]]), np.array([[0.2, 0.4]]))
+    other = (np.array([[1.0, -1.0]]), np.array([[0.5, 0.2]]), np.array([[0.1, 0.1]]))
+    w = np.array([0.25, 0.6])
+    mean, epistemic, aleatoric = weighted_mixture(own, other, w)
+    # Monte Carlo of the two-component mixture: pick a component, then draw from it.
+    n = 400_000
+    pick = rng.uniform(size=(n, 2)) < w
+    mu = np.where(pick, other[0], own[0])
+    var = np.where(pick, other[1] + other[2], own[1] + own[2])
+    draws = mu + np.sqrt(var) * rng.standard_normal((n, 2))
+    # Standard errors: sqrt(var / n) for the mean, about var * sqrt(2 / n) for the
+    # variance (light-tailed mixture); 5 of them.
+    total = epistemic + aleatoric
+    np.testing.assert_array_less(np.abs(draws.mean(0) - mean[0]), 5 * np.sqrt(total[0] / n))
+    np.testing.assert_allclose(draws.var(0), total[0], rtol=5 * np.sqrt(2 / n) * 2)
+    np.testing.assert_allclose(aleatoric, (1 - w) * own[2] + w * other[2], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def big():
+    """A fit above a lowered EVIDENCE_MAX_ROWS (200): the network regime with a reference."""
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(400, 2))
+    y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 1] ** 2]) + 0.1 * rng.randn(400, 2)
+    y[::5, 1] = np.nan
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evidence_regime, "EVIDENCE_MAX_ROWS", 200)
+        patch.setattr(reference_module, "EVIDENCE_MAX_ROWS", 200)
+        est = SparseMultiTaskBNNRegressor(hidden_layer_sizes=(32, 32), random_state=0).fit(X, y)
+    return est, X, y
+
+
+def test_the_network_regime_gets_a_reference_and_mixes_it_in(big):
+    est = big[0]
+    assert est.regime_ == "network" and est.reference_ is not None
+    assert est.reference_.regime_ == "evidence" and est.reference_.n_training_steps_ == 0
+    w = est.reference_weight_
+    assert w.shape == (2,) and np.all((w >= REFERENCE_WEIGHTS[0]) & (w <= 1))
+    Xq = np.array([[0.0, 0.0], [1.5, -1.0], [6.0, 6.0]])
+    own = est._member_moments(Xq)
+    ref = est.reference_._moments(Xq)
+    mean, std = est.predict(Xq, return_std=True)
+    expected = weighted_mixture(own, ref, w)
+    np.testing.assert_allclose(mean, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(std**2, expected[1] + expected[2], rtol=1e-10)
+    _, cov = est.predict(Xq, return_cov=True)
+    for t in range(2):
+        np.testing.assert_allclose(np.diag(cov[..., t]), std[:, t] ** 2, rtol=1e-8)
+        assert np.linalg.eigvalsh(cov[..., t]).min() > -1e-10 * std[:, t].max() ** 2
+
+
+def test_samples_follow_the_mixture(big):
+    est, _, _ = big
+    Xq = np.array([[0.0, 0.0], [6.0, 6.0]])
+    n = 20_000
+    draws = est.sample_y(Xq, n_samples=n, random_state=3)
+    mean, std = est.predict(Xq, return_std=True)
+    # Monte Carlo standard error of a mean: std / sqrt(n); 5 of them.
+    assert np.all(np.abs(draws.mean(-1) - mean) < 5 * std / np.sqrt(n))
+    # The variance of a two-component mixture: relative standard error at most
+    # about sqrt(2 / n) * (kurtosis / 3)^(1/2); 10% is several of them.
+    np.testing.assert_allclose(draws.std(-1), std, rtol=0.1)
+
+
+def test_the_reference_is_saved_and_loaded(big, tmp_path):
+    est, X, _ = big
+    save(est, tmp_path / "reference.skm")
+    restored = load(tmp_path / "reference.skm")
+    for a, b in zip(restored.predict(X[:7], return_std=True), est.predict(X[:7], return_std=True)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("params", [{"regime": "network"}, {"max_epochs": 20}])
+def test_no_reference_where_the_network_is_asked_for(big, params, monkeypatch):
+    _, X, y = big
+    monkeypatch.setattr(evidence_regime, "EVIDENCE_MAX_ROWS", 200)
+    monkeypatch.setattr(reference_module, "EVIDENCE_MAX_ROWS", 200)
+    est = SparseMultiTaskBNNRegressor(hidden_layer_sizes=(16, 16), random_state=0, **params)
+    est.fit(X, y)
+    assert est.reference_ is None and np.all(est.reference_weight_ == 0)
+
+
+def test_small_data_has_no_reference():
+    rng = np.random.RandomState(2)
+    X = rng.uniform(-2, 2, size=(50, 1))
+    est = SparseMultiTaskBNNRegressor(n_estimators=1, random_state=0).fit(X, np.sin(X[:, 0]))
+    assert est.regime_ == "evidence" and est.reference_ is None
