@@ -132,11 +132,11 @@ twin_scale_ : ndarray of shape (n_tasks,)
     to the twins' epistemic variance at the training inputs, at most 1 (ones
     without twins).""",
     "reference_attributes": """\
-reference_ : SparseMultiTaskBNNRegressor or None
-    With ``regime="auto"`` and more than 1,000 labelled rows: an untrained
-    random-feature fit on at most 1,000 training rows, mixed into the
-    predictions (docs/algorithms.rst, "A random-feature reference above
-    1,000 rows"); else None.
+reference_ : list of SparseMultiTaskBNNRegressor or None
+    With ``regime="auto"`` and more than 1,000 labelled rows: per task, an
+    untrained single-task random-feature fit on at most 1,000 of its
+    training rows, mixed into the task's predictions (docs/algorithms.rst,
+    "A random-feature reference above 1,000 rows"); else None.
 reference_weight_ : ndarray of shape (n_tasks,)
     The reference's weight in each task's predictive mixture, chosen on the
     held-out rows (at least 0.1 with a reference; zeros without).""",

@@ -188,8 +188,11 @@ class EnsembleMixin:
         return twins if twins is not None and any(t is not None for t in twins) else None
 
     def _reference(self):
-        """``reference_`` (mixed in with ``reference_weight_``), or None."""
-        return vars(self).get("reference_")
+        """``reference_`` (mixed in with ``reference_weight_``) as one model, or None."""
+        from ._reference import as_model
+
+        reference = vars(self).get("reference_")
+        return None if reference is None else as_model(reference)
 
     def _moments(self, X):
         """Mean, epistemic and aleatoric variance ``(m, T)`` of the mixture."""

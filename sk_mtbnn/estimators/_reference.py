@@ -2,10 +2,11 @@
 
 Above :data:`~sk_mtbnn.estimators._evidence_regime.EVIDENCE_MAX_ROWS` labelled
 rows ``regime="auto"`` trains one network by mini-batches, whose band barely
-widens away from the data. The reference is the small-data regime's fit on
-untrained random features (distance-aware: their bumps are local),
-fitted by evidence on at most that many of the network's training rows. The
-prediction is the per-task mixture ``(1 - w_t) network + w_t reference``, whose
+widens away from the data. The reference of task ``t`` is the small-data
+regime's single-task fit on untrained random features (distance-aware: their
+bumps are local), fitted by evidence on at most that many of the task's
+labelled training rows. The prediction is the per-task mixture
+``(1 - w_t) network + w_t reference_t``, whose
 weights ``w_t`` (``reference_weight_``) maximise the log predictive density of
 the network's held-out rows over a grid -- stacking (Yao, Vehtari, Simpson &
 Gelman, "Using Stacking to Average Bayesian Predictive Distributions", Bayesian
@@ -22,9 +23,9 @@ from sklearn.base import clone
 
 from ._evidence_regime import EVIDENCE_MAX_ROWS
 
-#: Members of the reference. Measured on a clustered 4-D problem with 3,000 rows and on the
-#: suite's mpea: one member is as good as five (NLL within 0.01-0.4 nats either way) at a
-#: fifth of the cost, about 1 CPU-s per 100,000 predicted rows.
+#: Members of each task's reference. Measured (one multi-task reference) on a clustered 4-D
+#: problem with 3,000 rows and on the suite's mpea: one member was as good as five (NLL within
+#: 0.01-0.4 nats either way) at a fifth of the cost.
 REFERENCE_MEMBERS = 1
 
 #: Candidate weights of the reference, per task: at least MIN_WEIGHT (held-out rows come
@@ -93,6 +94,10 @@ class ReferenceMixin:
             return "no held-out rows in this process"
         if hasattr(self, "_shard_row_work") or self._task_features_input is not None:
             return "a data-parallel fit or task features"
+        if self.task_inputs is not None:
+            return "task inputs (columns of single tasks)"
+        if np.any(np.isnan(data.train[1]).all(axis=0)):
+            return "a task without labelled training rows"
         if len(data.X) <= EVIDENCE_MAX_ROWS:
             return "the evidence regime applies"
         if self._reference_estimator()._evidence_obstacle(self.net_.module_, 0) is not None:
@@ -103,29 +108,62 @@ class ReferenceMixin:
         return clone(self).set_params(
             regime="evidence",
             n_estimators=REFERENCE_MEMBERS,
+            n_targets=None,
             verbose=0,
             random_state=None,
         )
 
     def _fit_reference(self, data) -> None:
-        """Fit ``reference_`` and choose ``reference_weight_`` (None and zeros without one)."""
+        """Fit ``reference_`` (one fit per task) and choose ``reference_weight_``.
+
+        Without a reference they are None and zeros.
+        """
         self.reference_, self.reference_weight_ = None, np.zeros(self.n_tasks_)
         if self._reference_obstacle(data) is not None:
             return
         rng = np.random.RandomState(data.seed)
         X_train, Y_train = data.train
-        rows = rng.choice(len(X_train), min(EVIDENCE_MAX_ROWS, len(X_train)), replace=False)
-        rows.sort()
-        X = X_train[rows] * self._x_scale + self._x_mean
-        Y = Y_train[rows] * self._y_scale + self._y_mean
-        reference = self._reference_estimator().set_params(random_state=int(data.seed))
-        # Read by the evidence regime (and an ensemble's members): keep the random features.
-        reference._untrained, reference._feature_choice = True, {"untrained": True}
-        reference.fit(X, Y if self.n_tasks_ > 1 else Y[:, 0])
-        del reference._untrained, reference._feature_choice
+        X_train = X_train * self._x_scale + self._x_mean
+        Y_train = Y_train * self._y_scale + self._y_mean
+        fits = []
+        for t in range(self.n_tasks_):  # each task's own: the network alone shares
+            labelled = np.flatnonzero(~np.isnan(Y_train[:, t]))
+            n_rows = min(EVIDENCE_MAX_ROWS, len(labelled))
+            rows = np.sort(rng.choice(labelled, n_rows, replace=False))
+            fits.append(self._untrained_fit(X_train[rows], Y_train[rows, t], data.seed))
         X_valid = data.valid[0] * self._x_scale + self._x_mean
         Y_valid = data.valid[1] * self._y_scale + self._y_mean
         weight = stacking_weights(
-            Y_valid, self._member_moments(X_valid), reference._moments(X_valid)
+            Y_valid, self._member_moments(X_valid), as_model(fits)._moments(X_valid)
         )
-        self.reference_, self.reference_weight_ = reference, weight
+        self.reference_, self.reference_weight_ = fits, weight
+
+    def _untrained_fit(self, X, y, seed):
+        reference = self._reference_estimator().set_params(random_state=int(seed))
+        # Read by the evidence regime (and an ensemble's members): keep the random features.
+        reference._untrained, reference._feature_choice = True, {"untrained": True}
+        reference.fit(X, y)
+        del reference._untrained, reference._feature_choice
+        return reference
+
+
+def as_model(reference: list):
+    """``reference_``, the per-task fits, as one model of all tasks."""
+    return _Tasks(reference)
+
+
+class _Tasks:
+    """Single-task fits as one model of ``T`` tasks (moments, covariance, samples)."""
+
+    def __init__(self, fits: list) -> None:
+        self.fits = fits
+
+    def _moments(self, X):
+        parts = [fit._moments(X) for fit in self.fits]
+        return tuple(np.concatenate([p[k] for p in parts], axis=1) for k in range(3))
+
+    def _joint_covariance(self, X):
+        return np.concatenate([fit._joint_covariance(X) for fit in self.fits], axis=-1)
+
+    def _samples(self, X, n_samples, generator):
+        return np.concatenate([fit._samples(X, n_samples, generator) for fit in self.fits], axis=1)

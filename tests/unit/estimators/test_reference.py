@@ -73,12 +73,15 @@ def big():
 def test_the_network_regime_gets_a_reference_and_mixes_it_in(big):
     est = big[0]
     assert est.regime_ == "network" and est.reference_ is not None
-    assert est.reference_.regime_ == "evidence" and est.reference_.n_training_steps_ == 0
+    assert len(est.reference_) == 2  # one single-task fit per task
+    for fit in est.reference_:
+        assert fit.regime_ == "evidence" and fit.n_training_steps_ == 0 and fit.n_tasks_ == 1
     w = est.reference_weight_
     assert w.shape == (2,) and np.all((w >= REFERENCE_WEIGHTS[0]) & (w <= 1))
     Xq = np.array([[0.0, 0.0], [1.5, -1.0], [6.0, 6.0]])
     own = est._member_moments(Xq)
-    ref = est.reference_._moments(Xq)
+    parts = [fit._moments(Xq) for fit in est.reference_]
+    ref = tuple(np.column_stack([p[k][:, 0] for p in parts]) for k in range(3))
     mean, std = est.predict(Xq, return_std=True)
     expected = weighted_mixture(own, ref, w)
     np.testing.assert_allclose(mean, expected[0], rtol=1e-12)
@@ -125,3 +128,18 @@ def test_small_data_has_no_reference():
     X = rng.uniform(-2, 2, size=(50, 1))
     est = SparseMultiTaskBNNRegressor(n_estimators=1, random_state=0).fit(X, np.sin(X[:, 0]))
     assert est.regime_ == "evidence" and est.reference_ is None
+
+
+def test_the_per_task_references_take_n_targets_and_one_label_tasks(big, monkeypatch):
+    _, X, y = big
+    y = y.copy()
+    y[:, 1] = np.nan
+    y[0, 1] = 1.0  # one label: in the training or the held-out rows
+    monkeypatch.setattr(evidence_regime, "EVIDENCE_MAX_ROWS", 200)
+    monkeypatch.setattr(reference_module, "EVIDENCE_MAX_ROWS", 200)
+    est = SparseMultiTaskBNNRegressor(hidden_layer_sizes=(16, 16), n_targets=2, random_state=0)
+    est.fit(X, y)
+    # Either task 1's label is a training row (a one-row reference) or it is held out
+    # (no reference); the predictions are finite both ways.
+    assert est.reference_ is None or len(est.reference_) == 2
+    assert np.all(np.isfinite(est.predict(X[:5], return_std=True)[1]))
