@@ -136,10 +136,13 @@ reference_ : list of SparseMultiTaskBNNRegressor or None
     With ``regime="auto"`` and more than 1,000 labelled rows: per task, an
     untrained single-task random-feature fit on at most 1,000 of its
     training rows, mixed into the task's predictions (docs/algorithms.rst,
-    "A random-feature reference above 1,000 rows"); else None.
+    "A random-feature reference above 1,000 rows"); else None (also for
+    ensembles, ``max_epochs`` set and ``validation_fraction=None``). The
+    active-learning scores use the network alone.
 reference_weight_ : ndarray of shape (n_tasks,)
-    The reference's weight in each task's predictive mixture, chosen on the
-    held-out rows (at least 0.1 with a reference; zeros without).""",
+    The reference's weight in each task's predictive mixture: the largest
+    whose held-out log density is within 0.01 nats per label of the best
+    weight's (zeros without a reference).""",
     # The last constructor parameters of the regressors, in their order.
     "regressor_run_params": """\
 %(n_targets_param)s

@@ -136,6 +136,9 @@ def pool_progress(estimator, n_rows: int, chunk: int, verbose=None, *, repeats=1
 def pool_scores(estimator, X: np.ndarray, verbose=None) -> PoolScores:
     """Pool scores of a network, or of an ensemble's mixture.
 
+    Above 1,000 labelled rows a regressor's predictions mix in random-feature
+    references (``reference_``); the pool scores use the network alone.
+
     For an ensemble the mean and the standard deviations are the mixture's
     (law of total variance over the members, the epistemic part floored by the
     untrained twins' as in its predictions), and the EGL is the members'

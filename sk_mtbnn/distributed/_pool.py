@@ -20,7 +20,8 @@ def predictive_std_score(
 
     The score of :func:`sk_mtbnn.active_learning.max_std_sampling`: tasks
     on different scales count alike. A row's score depends on that row only,
-    so it can be computed block by block.
+    so it can be computed block by block. Above 1,000 labelled rows it is
+    the network's, without the random-feature references (``reference_``).
 
     Parameters
     ----------

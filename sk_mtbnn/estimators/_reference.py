@@ -10,7 +10,8 @@ labelled training rows. The prediction is the per-task mixture
 weights ``w_t`` (``reference_weight_``) maximise the log predictive density of
 the network's held-out rows over a grid -- stacking (Yao, Vehtari, Simpson &
 Gelman, "Using Stacking to Average Bayesian Predictive Distributions", Bayesian
-Analysis 2018) of two models, each scored on rows it was not fitted to. See "A
+Analysis 2018) of two models; the references never saw those rows, the
+network's head was conditioned on them too, which favours the network. See "A
 random-feature reference above 1,000 rows" in ``docs/algorithms.rst``.
 """
 
@@ -28,39 +29,46 @@ from ._evidence_regime import EVIDENCE_MAX_ROWS
 #: 0.01-0.4 nats either way) at a fifth of the cost.
 REFERENCE_MEMBERS = 1
 
-#: Candidate weights of the reference, per task: at least MIN_WEIGHT (held-out rows come
-#: from the training distribution, so they cannot value what the reference is for).
-MIN_WEIGHT = 0.1
-REFERENCE_WEIGHTS = np.linspace(MIN_WEIGHT, 1.0, round((1.0 - MIN_WEIGHT) / 0.1) + 1)
+#: Candidate weights of the reference, per task.
+REFERENCE_WEIGHTS = np.array([0.0, 0.01, 0.02, 0.05, *np.linspace(0.1, 1.0, 10)])
+#: Held-out rows come from the training distribution, so they cannot value the reference's
+#: widening away from it: each task takes the largest weight whose held-out log density is
+#: within this many nats per label of the best weight's (the insurance's measured price).
+INSURANCE_NATS = 0.01
+#: The weight of a task without held-out labels.
+DEFAULT_WEIGHT = 0.1
 
 
 def _log_normal(y, mean, var):
     return -0.5 * (np.log(2 * np.pi * var) + (y - mean) ** 2 / var)
 
 
-def stacking_weights(y: np.ndarray, own: tuple, reference: tuple) -> np.ndarray:
-    """Per task, the weight ``w`` of ``reference`` that maximises the held-out log density.
+def stacking_weights(y: np.ndarray, own: tuple, reference: tuple, alpha=0.0) -> np.ndarray:
+    """Per task, the largest weight ``w`` of ``reference`` within reach of the best held-out fit.
 
     ``y`` ``(n, T)`` (NaN where missing); ``own`` and ``reference`` are the
     ``(mean, epistemic, aleatoric)`` of the two models on those rows. The
     density of a cell is ``(1 - w) N(y | own) + w N(y | reference)`` (each
-    model's Gaussian predictive), ``w`` in :data:`REFERENCE_WEIGHTS`. On a
-    tie the smaller weight wins; a task without held-out labels gets the
-    smallest.
+    model's Gaussian predictive, plus the known noise ``alpha`` that the
+    targets carry and the predictives leave out). Of the weights in
+    :data:`REFERENCE_WEIGHTS`, the largest whose mean log density per
+    held-out label is within :data:`INSURANCE_NATS` of the best weight's is
+    taken; a task without held-out labels gets :data:`DEFAULT_WEIGHT`.
     """
     labelled = ~np.isnan(y)
     y0 = np.where(labelled, y, 0.0)
-    log_own = _log_normal(y0, own[0], own[1] + own[2])
-    log_ref = _log_normal(y0, reference[0], reference[1] + reference[2])
-    best = np.full(y.shape[1], REFERENCE_WEIGHTS[0])
-    best_score = np.full(y.shape[1], -np.inf)
+    log_own = _log_normal(y0, own[0], own[1] + own[2] + alpha)
+    log_ref = _log_normal(y0, reference[0], reference[1] + reference[2] + alpha)
+    scores = []
     for w in REFERENCE_WEIGHTS:
         with np.errstate(divide="ignore"):
             cell = np.logaddexp(np.log1p(-w) + log_own, np.log(w) + log_ref)
-        score = np.where(labelled, cell, 0.0).sum(0)
-        better = score > best_score + 1e-9
-        best, best_score = np.where(better, w, best), np.where(better, score, best_score)
-    return best
+        scores.append(np.where(labelled, cell, 0.0).sum(0))
+    count = labelled.sum(0)
+    per_label = np.stack(scores) / np.maximum(count, 1)  # (weights, T)
+    within = per_label >= per_label.max(0) - INSURANCE_NATS
+    largest = REFERENCE_WEIGHTS[len(REFERENCE_WEIGHTS) - 1 - np.argmax(within[::-1], axis=0)]
+    return np.where(count > 0, largest, DEFAULT_WEIGHT)
 
 
 class ReferenceMixin:
@@ -92,6 +100,8 @@ class ReferenceMixin:
             return "the training was called with max_epochs (pruning)"
         if data.valid is None or not isinstance(data.train[0], np.ndarray):
             return "no held-out rows in this process"
+        if hasattr(self, "_feature_choice"):  # set by _ensemble.py on its members
+            return "an ensemble member (the members' disagreement is the ensemble's)"
         if hasattr(self, "_shard_row_work") or self._task_features_input is not None:
             return "a data-parallel fit or task features"
         if self.task_inputs is not None:
@@ -133,9 +143,10 @@ class ReferenceMixin:
             fits.append(self._untrained_fit(X_train[rows], Y_train[rows, t], data.seed))
         X_valid = data.valid[0] * self._x_scale + self._x_mean
         Y_valid = data.valid[1] * self._y_scale + self._y_mean
-        weight = stacking_weights(
-            Y_valid, self._member_moments(X_valid), as_model(fits)._moments(X_valid)
-        )
+        # The network's head was conditioned on these rows too (its noise chosen on them),
+        # which favours it a little: a conservative choice of the reference's weight.
+        own, reference = self._member_moments(X_valid), as_model(fits)._moments(X_valid)
+        weight = stacking_weights(Y_valid, own, reference, float(self._alpha))
         self.reference_, self.reference_weight_ = fits, weight
 
     def _untrained_fit(self, X, y, seed):
