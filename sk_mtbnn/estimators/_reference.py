@@ -35,8 +35,10 @@ REFERENCE_WEIGHTS = np.array([0.0, 0.01, 0.02, 0.05, *np.linspace(0.1, 1.0, 10)]
 #: widening away from it: each task takes the largest weight whose held-out log density is
 #: within this many nats per label of the best weight's (the insurance's measured price).
 INSURANCE_NATS = 0.01
-#: The weight of a task without held-out labels.
+#: The weight of a task with fewer held-out labels than MIN_HELDOUT_LABELS: a handful of
+#: labels cannot tell the two models apart, and a reference fitted on a few labels is poor.
 DEFAULT_WEIGHT = 0.1
+MIN_HELDOUT_LABELS = 10
 
 
 def _log_normal(y, mean, var):
@@ -53,7 +55,8 @@ def stacking_weights(y: np.ndarray, own: tuple, reference: tuple, alpha=0.0) -> 
     targets carry and the predictives leave out). Of the weights in
     :data:`REFERENCE_WEIGHTS`, the largest whose mean log density per
     held-out label is within :data:`INSURANCE_NATS` of the best weight's is
-    taken; a task without held-out labels gets :data:`DEFAULT_WEIGHT`.
+    taken; a task with fewer than :data:`MIN_HELDOUT_LABELS` held-out labels
+    gets :data:`DEFAULT_WEIGHT`.
     """
     labelled = ~np.isnan(y)
     y0 = np.where(labelled, y, 0.0)
@@ -68,7 +71,7 @@ def stacking_weights(y: np.ndarray, own: tuple, reference: tuple, alpha=0.0) -> 
     per_label = np.stack(scores) / np.maximum(count, 1)  # (weights, T)
     within = per_label >= per_label.max(0) - INSURANCE_NATS
     largest = REFERENCE_WEIGHTS[len(REFERENCE_WEIGHTS) - 1 - np.argmax(within[::-1], axis=0)]
-    return np.where(count > 0, largest, DEFAULT_WEIGHT)
+    return np.where(count >= MIN_HELDOUT_LABELS, largest, DEFAULT_WEIGHT)
 
 
 class ReferenceMixin:

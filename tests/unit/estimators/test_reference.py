@@ -33,10 +33,15 @@ def test_stacking_weights_maximise_the_held_out_density_on_the_grid():
     assert got[0] <= 0.2 and got[1] == 1.0
 
 
-def test_a_task_without_held_out_labels_gets_the_default_weight():
-    y = np.full((5, 1), np.nan)
-    moments = (np.zeros((5, 1)), np.ones((5, 1)), np.ones((5, 1)))
-    assert stacking_weights(y, moments, moments)[0] == reference_module.DEFAULT_WEIGHT
+def test_a_task_with_few_held_out_labels_gets_the_default_weight():
+    y = np.full((20, 2), np.nan)
+    y[:9, 1] = 1.0  # 9 labels, all where the reference is right
+    own = (np.zeros((20, 2)), np.full((20, 2), 0.01), np.full((20, 2), 0.01))
+    right = (np.ones((20, 2)), np.full((20, 2), 0.01), np.full((20, 2), 0.01))
+    weights = stacking_weights(y, own, right)
+    assert np.all(weights == reference_module.DEFAULT_WEIGHT)  # 0 and 9 labels
+    y[9, 1] = 1.0  # the 10th label: the held-out rows decide
+    assert stacking_weights(y, own, right)[1] == 1.0
 
 
 def test_the_weighted_mixture_follows_the_law_of_total_variance():
