@@ -52,27 +52,20 @@ def _fit_member(member, X, y, fit_params):
     return member.fit(X, y, **fit_params)
 
 
-def mixture_of(parts) -> tuple:
-    """Mean, epistemic and aleatoric variance (numpy) of the equal-weight mixture of ``parts``.
+def mixture_of(parts, weights=None) -> tuple:
+    """Mean, epistemic and aleatoric variance (numpy) of the mixture of ``parts``.
 
     :func:`sk_mtbnn.nn.heads.mixture_moments` on ``(mean, epistemic, aleatoric)``
-    arrays (shared, not copied, with the tensors).
+    arrays (shared, not copied, with the tensors), equal weights by default.
     """
     tensors = [Predictive(*(torch.as_tensor(a) for a in p)) for p in parts]
-    return tuple(t.numpy() for t in mixture_moments(tensors))
+    return tuple(t.numpy() for t in mixture_moments(tensors, weights))
 
 
 def weighted_mixture(own, other, weight) -> tuple:
-    """Moments of the per-task mixture ``(1 - w) own + w other`` (law of total variance).
-
-    ``own`` and ``other`` are ``(mean, epistemic, aleatoric)`` ``(m, T)``;
-    ``weight`` ``(T,)``. The disagreement of the means is epistemic.
-    """
-    w = np.asarray(weight)
-    mean = (1 - w) * own[0] + w * other[0]
-    spread = w * (1 - w) * (own[0] - other[0]) ** 2
-    epistemic = (1 - w) * own[1] + w * other[1] + spread
-    return mean, epistemic, (1 - w) * own[2] + w * other[2]
+    """Moments of the per-task mixture ``(1 - w) own + w other``; ``weight`` ``(T,)``."""
+    w = np.asarray(weight, dtype=np.float64)
+    return mixture_of([own, other], [1.0 - w, w])
 
 
 def _between(means) -> np.ndarray:
@@ -119,7 +112,8 @@ class EnsembleMixin:
 
         seeds = member_seeds(self.random_state, n_members)
         members = [self._ensemble_member(int(s)) for s in seeds]
-        untrained = getattr(self, "_untrained", False)  # a reference (_reference.py)
+        # A reference (_reference.py) hands "untrained" on to its members.
+        untrained = vars(self).get("_feature_choice", {}).get("untrained", False)
         for member in members:
             # Filled by the evidence regime's fit (which reads "untrained").
             member._feature_choice = {"untrained": True} if untrained else {}

@@ -103,16 +103,9 @@ class EvidenceRegimeMixin:
 
     def _evidence_likely(self, X, y) -> bool:
         """Whether the evidence regime will fit ``(X, y)``, judged before any validation."""
-        sizes = layer_sizes(self.hidden_layer_sizes)
-        try:
-            Y = _nullable_as_float(y).astype(np.float64).reshape(len(X), -1)
-        except (TypeError, ValueError):
-            return False  # invalid targets: the fit's own validation will say what is wrong
-        n_rows = int(np.sum(~np.all(np.isnan(Y), axis=1)))
-        small = self.max_epochs == "auto" and n_rows <= EVIDENCE_MAX_ROWS
-        likely = (
+        allowed = (
             self.regime != "network"
-            and len(sizes) >= 2
+            and len(layer_sizes(self.hidden_layer_sizes)) >= 2
             and self.activation != "tanh"
             and not layer_sizes(self.branch_layer_sizes)
             and not (self.residual or self.spectral_norm or self.random_features)
@@ -120,9 +113,16 @@ class EvidenceRegimeMixin:
             and self.head == "gaussian"
             and self.covariance == "dense"
             and self.reg_weight == "auto"
-            and (self.regime == "evidence" or small)
         )
-        return likely
+        if not allowed or self.regime == "evidence":
+            return allowed
+        if self.max_epochs != "auto":
+            return False
+        try:  # the labelled rows, read only when they decide
+            Y = _nullable_as_float(y).astype(np.float64).reshape(len(X), -1)
+        except (TypeError, ValueError):
+            return False  # invalid targets: the fit's own validation will say what is wrong
+        return int(np.sum(~np.all(np.isnan(Y), axis=1))) <= EVIDENCE_MAX_ROWS
 
     def _standardised_alpha(self, n_rows: int) -> float | np.ndarray:
         """``alpha`` in units of the standardised targets: a float where one number serves."""

@@ -154,10 +154,10 @@ class ReferenceMixin:
 
     def _untrained_fit(self, X, y, seed):
         reference = self._reference_estimator().set_params(random_state=int(seed))
-        # Read by the evidence regime (and an ensemble's members): keep the random features.
-        reference._untrained, reference._feature_choice = True, {"untrained": True}
+        # Read by the evidence regime (an ensemble hands it to its members): no training.
+        reference._feature_choice = {"untrained": True}
         reference.fit(X, y)
-        del reference._untrained, reference._feature_choice
+        del reference._feature_choice
         return reference
 
 

@@ -42,13 +42,16 @@ class Predictive(NamedTuple):
     aleatoric: Tensor
 
 
-def mixture_moments(predictives: Sequence[Predictive]) -> Predictive:
-    """Moments of the equal-weight mixture of ``predictives`` (law of total variance).
+def mixture_moments(predictives: Sequence[Predictive], weights=None) -> Predictive:
+    """Moments of the mixture of ``predictives`` (law of total variance).
 
-    ``mean = avg(mean_m)``, ``epistemic = avg(epistemic_m) + var(mean_m)`` (the
-    spread of the component means, divided by ``M``), ``aleatoric =
-    avg(aleatoric_m)``: the moments over MC-dropout passes (Gal & Ghahramani,
-    2016) or ensemble members (Lakshminarayanan et al., 2017).
+    With weights ``w_m`` (summing to 1; default equal, ``1 / M``):
+    ``mean = sum_m w_m mean_m``, ``epistemic = sum_m w_m epistemic_m +
+    sum_m w_m (mean_m - mean)^2`` (the spread of the component means),
+    ``aleatoric = sum_m w_m aleatoric_m``: the moments over MC-dropout passes
+    (Gal & Ghahramani, 2016) or ensemble members (Lakshminarayanan et al.,
+    2017). ``weights`` has one entry per component, each a number or a
+    tensor that broadcasts against the moments (e.g. one weight per task).
 
     Examples
     --------
@@ -57,13 +60,20 @@ def mixture_moments(predictives: Sequence[Predictive]) -> Predictive:
     >>> b = Predictive(torch.full((1, 1), 2.0), torch.ones(1, 1), torch.ones(1, 1))
     >>> [float(m) for m in mixture_moments([a, b])]
     [1.0, 2.0, 1.0]
+    >>> [float(m) for m in mixture_moments([a, b], [0.25, 0.75])]  # spread 0.25 * 0.75 * 2^2
+    [1.5, 1.75, 1.0]
     """
     mean, epistemic, aleatoric = (torch.stack(m) for m in zip(*predictives))
-    return Predictive(
-        mean.mean(0),
-        epistemic.mean(0) + mean.var(0, correction=0),
-        aleatoric.mean(0),
-    )
+    if weights is None:
+        return Predictive(
+            mean.mean(0),
+            epistemic.mean(0) + mean.var(0, correction=0),
+            aleatoric.mean(0),
+        )
+    w = torch.stack([torch.as_tensor(v, dtype=mean.dtype).expand(mean.shape[1:]) for v in weights])
+    centre = (w * mean).sum(0)
+    spread = (w * (mean - centre).square()).sum(0)
+    return Predictive(centre, (w * epistemic).sum(0) + spread, (w * aleatoric).sum(0))
 
 
 def masked_task_mean(values: Tensor, labelled: Tensor) -> tuple[Tensor, Tensor]:
